@@ -1,0 +1,146 @@
+"""The site's settings: /etc/leftover.conf, a JSON object.
+
+It reads and checks the file and nothing else. Anything doubtful (unknown key,
+wrong type, value out of range, bad JSON, a file others could have written)
+raises ConfigError: a config the tool cannot trust must never steer a kill.
+The keys protected_users, debuglevel, slew and slew_max keep the meaning they
+had in FredHutch's scicomp-leftover, so existing files keep working.
+"""
+
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PATH = Path("/etc/leftover.conf")
+DEFAULT_SLEW_MAX = 30.0
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(Exception):
+    """The config cannot be trusted; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    protected_users: tuple[str | int, ...] = ()
+    debuglevel: str = "info"
+    slew: float = 0.0
+    slew_max: float = DEFAULT_SLEW_MAX
+    grace_seconds: float = 8.0
+    min_uid: int = 1000
+    squeue: Path | None = None
+    squeue_timeout: float = 2.0
+    source: str = field(default="built-in defaults", compare=False)
+
+
+def load_settings(path: Path, explicit: bool, trusted_owners: frozenset[int]) -> Settings:
+    """Read the config at path. A missing file means defaults unless the path was
+    named on the command line. The file must be a regular file owned by one of
+    trusted_owners and writable by nobody else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file {path} does not exist") from None
+        return Settings()
+    except OSError as error:
+        raise ConfigError(f"cannot open config file {path}: {error.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"config file {path} is not a regular file")
+        if info.st_uid not in trusted_owners:
+            raise ConfigError(f"config file {path} is owned by uid {info.st_uid}, not root")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ConfigError(f"config file {path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})")
+        try:
+            raw = handle.read(1 << 20)
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    return parse_settings(raw, path)
+
+
+def parse_settings(raw: bytes, path: Path) -> Settings:
+    """Check the JSON text of a config file and turn it into Settings."""
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ConfigError(f"config file {path} is not valid JSON: {_one_line(error)}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    unknown = sorted(set(document) - set(_CHECKS))
+    if unknown:
+        raise ConfigError(f"config file {path} has unknown key {unknown[0]!r}")
+    values = {}
+    for key, value in document.items():
+        problem = _CHECKS[key](value)
+        if problem:
+            raise ConfigError(f"config file {path}: {key} {problem}")
+        values[key] = value
+    if "squeue" in values:
+        values["squeue"] = path.parent / values["squeue"]
+    if "protected_users" in values:
+        values["protected_users"] = tuple(values["protected_users"])
+    if "slew" in values and "slew_max" not in values:
+        values["slew_max"] = values["slew"]
+    if values.get("slew", 0.0) > values.get("slew_max", DEFAULT_SLEW_MAX):
+        raise ConfigError(f"config file {path}: slew is larger than slew_max")
+    return Settings(**values, source=str(path))
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _number(low: float, high: float, integer: bool = False):
+    def check(value: object) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            return "must be " + ("a whole number" if integer else "a number")
+        if not low <= value <= high:
+            return f"must be between {low:g} and {high:g}"
+        return None
+
+    return check
+
+
+def _protected_users(value: object) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of user names and UIDs"
+    for entry in value:
+        if isinstance(entry, bool) or not isinstance(entry, (str, int)):
+            return f"entry {entry!r} is neither a user name nor a UID"
+        if isinstance(entry, int) and not 0 <= entry < 2**32 - 1:
+            return f"entry {entry} is not a valid UID"
+        if isinstance(entry, str) and (not entry or entry != entry.strip() or ":" in entry):
+            return f"entry {entry!r} is not a user name"
+    return None
+
+
+def _debuglevel(value: object) -> str | None:
+    if value not in LEVELS:
+        return "must be one of " + ", ".join(LEVELS)
+    return None
+
+
+def _squeue(value: object) -> str | None:
+    if not isinstance(value, str) or not value or "\0" in value:
+        return "must be the path of the squeue program"
+    return None
+
+
+_CHECKS = {
+    "protected_users": _protected_users,
+    "debuglevel": _debuglevel,
+    "slew": _number(0, 3600),
+    "slew_max": _number(0, 3600),
+    "grace_seconds": _number(0, 600),
+    "min_uid": _number(1, 2**32 - 2, integer=True),
+    "squeue": _squeue,
+    "squeue_timeout": _number(0.1, 60),
+}

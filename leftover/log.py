@@ -1,0 +1,69 @@
+"""Where leftover says what it did: syslog (ident leftover, facility daemon), and
+stderr when that is a terminal or --verbose asks for it.
+
+Every message is one line. Text that users control (process names) goes
+through printable() first, so it can neither forge a log line nor flood one.
+"""
+
+import sys
+import syslog
+
+MAX_NAME = 64
+
+_PRIORITIES = {
+    "debug": syslog.LOG_DEBUG,
+    "info": syslog.LOG_INFO,
+    "warning": syslog.LOG_WARNING,
+    "error": syslog.LOG_ERR,
+    "critical": syslog.LOG_CRIT,
+}
+
+
+def printable(text: str, limit: int = MAX_NAME) -> str:
+    """text with every control, non-printable or undecodable character written
+    as an escape, cut to about limit characters with a marker."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    escaped = "".join(out)
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
+
+
+class Log:
+    def __init__(self, to_stderr: bool) -> None:
+        self.to_stderr = to_stderr
+        self.level = "info"
+        syslog.openlog("leftover", syslog.LOG_PID, syslog.LOG_DAEMON)
+        self.set_level("info")
+
+    def set_level(self, level: str) -> None:
+        self.level = level
+        syslog.setlogmask(syslog.LOG_UPTO(_PRIORITIES[level]))
+
+    def debug(self, message: str) -> None:
+        self._emit("debug", message)
+
+    def info(self, message: str) -> None:
+        self._emit("info", message)
+
+    def warning(self, message: str) -> None:
+        self._emit("warning", message)
+
+    def error(self, message: str) -> None:
+        self._emit("error", message)
+
+    def _emit(self, level: str, message: str) -> None:
+        line = " ".join(message.split("\n"))
+        syslog.syslog(_PRIORITIES[level], line)
+        if self.to_stderr and _PRIORITIES[level] <= _PRIORITIES[self.level]:
+            print(f"leftover: {level}: {line}", file=sys.stderr, flush=True)

@@ -1,0 +1,113 @@
+"""How a run is told: one-line descriptions of targets for the log, the
+--dry-run listing, and the --json document.
+
+Formatting only: it decides nothing and signals nothing. Every process name
+passes through printable() before it is shown anywhere.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from leftover.act import Outcome
+from leftover.decide import Decision, Plan
+from leftover.log import printable
+
+
+@dataclass
+class RunReport:
+    """What one run found and did, filled in as it goes."""
+
+    version: str
+    dry_run: bool
+    exit_code: int = 0
+    bailed_out: str | None = None
+    scanned: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    asked_slurm: bool = False
+    node_names: tuple[str, ...] = ()
+    job_uids: tuple[int, ...] = ()
+    slurm_seconds: float | None = None
+    plan: Plan | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class Describer:
+    """Names processes for people: pid, user, uid, name and age."""
+
+    def __init__(self, user_name: Callable[[int], str], ticks_per_second: int) -> None:
+        self.user_name = user_name
+        self.ticks_per_second = ticks_per_second
+
+    def age_seconds(self, decision: Decision, plan: Plan) -> int | None:
+        start, slurm = decision.process.start_ticks, plan.facts.slurm
+        if start is None or slurm is None:
+            return None
+        return max(0, (slurm.asked_at_ticks - start) // self.ticks_per_second)
+
+    def fields(self, decision: Decision, plan: Plan) -> dict:
+        process = decision.process
+        return {
+            "pid": process.pid,
+            "user": self.user_name(process.uid),
+            "uid": process.uid,
+            "uids": list(process.uids),
+            "name": printable(process.name),
+            "age_seconds": self.age_seconds(decision, plan),
+            "reason": decision.rule.name if decision.rule else "undecided",
+        }
+
+    def line(self, decision: Decision, plan: Plan) -> str:
+        f = self.fields(decision, plan)
+        age = "?" if f["age_seconds"] is None else f"{f['age_seconds']}s"
+        return f"pid={f['pid']} user={printable(f['user'], 32)} uid={f['uid']} name='{f['name']}' age={age} reason={f['reason']}"
+
+
+def summary(report: RunReport) -> str:
+    """The one line per run that says what was found and done."""
+    if report.bailed_out:
+        return f"bailed out, nothing signalled: {report.bailed_out}"
+    plan = report.plan
+    targets = len(plan.targets) if plan else 0
+    slurm = "Slurm not asked (no candidates)"
+    if report.asked_slurm:
+        slurm = f"Slurm asked for {','.join(report.node_names)} in {report.slurm_seconds:.2f}s, {len(report.job_uids)} user(s) with jobs"
+    if report.dry_run:
+        done = "dry run, nothing signalled"
+    else:
+        results = Counter(outcome.result.value for outcome in report.outcomes)
+        done = ", ".join(f"{n} {name}" for name, n in sorted(results.items())) or "nothing signalled"
+    return f"scanned {report.scanned} processes, {targets} target(s); {slurm}; {done}"
+
+
+def dry_run_listing(report: RunReport, describer: Describer) -> str:
+    plan = report.plan
+    lines = [f"would kill {describer.line(d, plan)}" for d in (plan.targets if plan else ())]
+    lines.append(summary(report))
+    return "\n".join(lines)
+
+
+def json_document(report: RunReport, describer: Describer) -> str:
+    plan = report.plan
+    results = {o.decision.process.pid: o.result.value for o in report.outcomes}
+    targets = []
+    for decision in plan.targets if plan else ():
+        entry = describer.fields(decision, plan)
+        entry["result"] = results.get(decision.process.pid, "planned" if report.dry_run else None)
+        targets.append(entry)
+    document = {
+        "version": report.version,
+        "dry_run": report.dry_run,
+        "exit_code": report.exit_code,
+        "bailed_out": report.bailed_out,
+        "scanned": report.scanned,
+        "skipped": report.skipped,
+        "asked_slurm": report.asked_slurm,
+        "node_names": list(report.node_names),
+        "job_uids": list(report.job_uids),
+        "slurm_seconds": report.slurm_seconds,
+        "reasons": plan.count_by_reason() if plan else {},
+        "targets": targets,
+    }
+    return json.dumps(document, indent=2, sort_keys=False)

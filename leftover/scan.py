@@ -1,0 +1,117 @@
+"""Reading the process table from a /proc tree, and the clock /proc counts in.
+
+Every read expects the process to vanish under it: a pid whose files are gone,
+empty or unreadable is an ordinary outcome (skipped), never an error. A file
+that is there but garbled is reported as skipped with the reason, and the
+process is left alone. Only a /proc that cannot be listed at all is an error.
+"""
+
+import errno
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from leftover.process import PF_KTHREAD, ProcFormatError, Process, parse_stat, parse_status
+
+_VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL)
+
+
+class ProcError(Exception):
+    """The /proc tree as a whole cannot be read."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    pid: int
+    why: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    processes: tuple[Process, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def clock_ticks_per_second() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+def boottime_ticks() -> int:
+    """Now, on the clock /proc/[pid]/stat's start time uses: CLOCK_BOOTTIME in
+    clock ticks, rounded down so that a process started in the same tick as
+    this call counts as started after it."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // (1_000_000_000 // clock_ticks_per_second())
+
+
+def scan_statuses(proc_root: Path) -> Scan:
+    """Every process's status file; start times are left unread (None)."""
+    try:
+        names = os.listdir(proc_root)
+    except OSError as error:
+        raise ProcError(f"cannot list {proc_root}: {error.strerror}") from None
+    processes, skipped = [], []
+    for name in names:
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        raw = _read(proc_root / name / "status")
+        if raw is None:
+            continue
+        try:
+            processes.append(parse_status(pid, raw))
+        except ProcFormatError as error:
+            skipped.append(Skipped(pid, f"status unreadable: {error}"))
+    if not processes:
+        raise ProcError(f"{proc_root} lists no readable process; is it a proc file system?")
+    return Scan(tuple(sorted(processes, key=lambda p: p.pid)), tuple(skipped))
+
+
+def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
+    """The same scan with start times read for pids. One whose stat is gone has
+    vanished and is dropped; one whose stat is garbled is dropped as skipped."""
+    processes, skipped = [], list(scan.skipped)
+    for process in scan.processes:
+        if process.pid not in pids:
+            processes.append(process)
+            continue
+        raw = _read(proc_root / str(process.pid) / "stat")
+        if raw is None:
+            continue
+        try:
+            stat = parse_stat(raw)
+        except ProcFormatError as error:
+            skipped.append(Skipped(process.pid, f"stat unreadable: {error}"))
+            continue
+        processes.append(
+            replace(
+                process,
+                start_ticks=stat.start_ticks,
+                kernel_thread=process.kernel_thread or bool(stat.flags & PF_KTHREAD),
+            )
+        )
+    return Scan(tuple(processes), tuple(skipped))
+
+
+def read_identity(proc_root: Path, pid: int) -> Process | None:
+    """A fresh look at one process, start time included; None if it is gone or
+    cannot be read with certainty (the caller must then leave it alone)."""
+    status, stat = _read(proc_root / str(pid) / "status"), _read(proc_root / str(pid) / "stat")
+    if status is None or stat is None:
+        return None
+    try:
+        return replace(parse_status(pid, status), start_ticks=parse_stat(stat).start_ticks)
+    except ProcFormatError:
+        return None
+
+
+def _read(path: Path) -> bytes | None:
+    """The whole file, or None if the process it describes is gone."""
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            raw = handle.read(65536)
+    except OSError as error:
+        if error.errno in _VANISHED or error.errno == errno.ENOTDIR:
+            return None
+        raise ProcError(f"cannot read {path}: {error.strerror}") from None
+    return raw or None
