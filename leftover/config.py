@@ -47,10 +47,11 @@ def load_settings(path: Path, explicit: bool, trusted_owners: frozenset[int]) ->
         return Settings()
     except OSError as error:
         raise ConfigError(f"cannot open config file {path}: {error.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigError(f"config file {path} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"config file {path} is not a regular file")
         if info.st_uid not in trusted_owners:
             raise ConfigError(f"config file {path} is owned by uid {info.st_uid}, not root")
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):

@@ -1,0 +1,27 @@
+"""Stand-ins for squeue that fail in ways the real one cannot be made to on
+demand. Used for fault injection only; everything else asks the real Slurm."""
+
+from pathlib import Path
+
+FAULTY_SQUEUES = {
+    "exits-1": "echo 'squeue: error: Invalid user' >&2; exit 1",
+    "prints-garbage": "echo 2001; echo 'slurm_load_jobs error: Socket timed out'",
+    "prints-user-names": "echo alice",
+    "hangs": "exec sleep 30",
+    "killed-by-signal": "kill -9 $$",
+    "prints-blank-line": "printf '2001\\n\\n'",
+}
+
+
+def faulty_squeue(directory: Path, fault: str) -> Path:
+    path = directory / "squeue"
+    path.write_text(f"#!/bin/sh\n{FAULTY_SQUEUES[fault]}\n")
+    path.chmod(0o755)
+    return path
+
+
+def config(directory: Path, text: str) -> Path:
+    path = directory / "leftover.conf"
+    path.write_text(text)
+    path.chmod(0o644)
+    return path

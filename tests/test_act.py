@@ -1,0 +1,138 @@
+"""The Actor against real processes: children of the test, signalled for real."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from leftover.act import Actor, Result
+from leftover.decide import RULES, Decision
+from leftover.scan import read_identity
+
+TARGET_RULE = RULES[-1]
+IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)"
+
+
+def start(code: str = "import time; print('ready', flush=True); time.sleep(600)") -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    return child
+
+
+def planned(child: subprocess.Popen) -> Decision:
+    return Decision(read_identity(Path("/proc"), child.pid), TARGET_RULE)
+
+
+class Said:
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, level, text):
+        self.lines.append((level, text))
+
+    def text(self):
+        return "\n".join(text for _, text in self.lines)
+
+
+def actor(said: Said) -> Actor:
+    return Actor(report=said, describe=lambda d: f"pid={d.process.pid}")
+
+
+def reaped(child: subprocess.Popen) -> int:
+    """The child's exit: a negative signal number."""
+    return child.wait(timeout=5)
+
+
+@pytest.fixture
+def children():
+    started = []
+    yield started
+    for child in started:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+@pytest.mark.parametrize("pidfds", [True, False], ids=["pidfd", "start-time-fallback"])
+def test_sigterm_ends_a_process_that_obeys(children, pidfds):
+    child = start()
+    children.append(child)
+    said = Said()
+    worker = actor(said)
+    worker.pidfds = pidfds
+    outcomes = worker.carry_out([planned(child)], grace_seconds=5)
+    assert [o.result for o in outcomes] == [Result.TERMINATED]
+    assert reaped(child) == -signal.SIGTERM
+    assert f"sent SIGTERM to pid={child.pid}" in said.text()
+    assert ("no pidfd" in said.text()) is (not pidfds)
+
+
+@pytest.mark.parametrize("pidfds", [True, False], ids=["pidfd", "start-time-fallback"])
+def test_process_ignoring_sigterm_is_killed_after_the_grace(children, pidfds):
+    child = start(IGNORES_TERM)
+    children.append(child)
+    said = Said()
+    worker = actor(said)
+    worker.pidfds = pidfds
+    began = time.monotonic()
+    outcomes = worker.carry_out([planned(child)], grace_seconds=1)
+    assert time.monotonic() - began >= 1
+    assert [o.result for o in outcomes] == [Result.KILLED]
+    assert reaped(child) == -signal.SIGKILL
+    assert f"sent SIGKILL to pid={child.pid}: still alive 1s after SIGTERM" in said.text()
+
+
+def test_all_targets_share_one_grace_period(children):
+    stubborn = [start(IGNORES_TERM) for _ in range(3)]
+    children.extend(stubborn)
+    began = time.monotonic()
+    outcomes = actor(Said()).carry_out([planned(c) for c in stubborn], grace_seconds=1)
+    assert time.monotonic() - began < 1 + 2.0  # one grace (plus the SIGKILL wait), not three
+    assert {o.result for o in outcomes} == {Result.KILLED}
+
+
+@pytest.mark.parametrize("pidfds", [True, False], ids=["pidfd", "start-time-fallback"])
+def test_a_process_whose_start_time_differs_is_left_alone(children, pidfds):
+    child = start()
+    children.append(child)
+    decision = planned(child)
+    impostor = Decision(replace(decision.process, start_ticks=decision.process.start_ticks - 1), TARGET_RULE)
+    said = Said()
+    worker = actor(said)
+    worker.pidfds = pidfds
+    assert [o.result for o in worker.carry_out([impostor], grace_seconds=1)] == [Result.CHANGED]
+    assert child.poll() is None
+    assert "no longer names the planned process" in said.text()
+
+
+def test_a_process_whose_uids_changed_is_left_alone(children):
+    child = start()
+    children.append(child)
+    decision = planned(child)
+    changed = Decision(replace(decision.process, uids=(4321,) * 4), TARGET_RULE)
+    assert [o.result for o in actor(Said()).carry_out([changed], grace_seconds=1)] == [Result.CHANGED]
+    assert child.poll() is None
+
+
+@pytest.mark.parametrize("pidfds", [True, False], ids=["pidfd", "start-time-fallback"])
+def test_a_process_that_exited_before_the_signal_is_an_ordinary_outcome(children, pidfds):
+    child = start()
+    decision = planned(child)
+    child.kill()
+    child.wait()
+    worker = actor(Said())
+    worker.pidfds = pidfds
+    assert [o.result for o in worker.carry_out([decision], grace_seconds=1)] == [Result.GONE]
+
+
+def test_pidfds_are_closed_after_the_run(children):
+    child = start()
+    children.append(child)
+    before = len(os.listdir("/proc/self/fd"))
+    actor(Said()).carry_out([planned(child)], grace_seconds=2)
+    assert len(os.listdir("/proc/self/fd")) == before

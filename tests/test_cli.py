@@ -1,0 +1,137 @@
+"""The whole run, in process, on the bundled example node. Every path that must
+not signal is checked with an Actor that records any attempt."""
+
+import json
+import os
+
+import pytest
+
+from leftover import cli
+from leftover.act import Actor
+from leftover.lock import take_lock
+from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
+from tests.faults import FAULTY_SQUEUES, config, faulty_squeue
+
+
+@pytest.fixture
+def signalled(monkeypatch):
+    """Every plan handed to the Actor; a test that expects nothing signalled
+    asserts this stays empty."""
+    calls = []
+    monkeypatch.setattr(Actor, "carry_out", lambda self, targets, grace: calls.append(list(targets)) or [])
+    return calls
+
+
+def run(capsys, *arguments, config_path=EXAMPLE_NODE / "leftover.conf"):
+    code = cli.main([
+        "--no-splay", "--json", "--config", str(config_path), "--proc", str(EXAMPLE_PROC),
+        "--passwd", str(EXAMPLE_NODE / "passwd"), *arguments,
+    ])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_dry_run_on_example_node_plans_the_strays(capsys, signalled):
+    code, report = run(capsys, "--dry-run")
+    assert code == 0 and signalled == []
+    assert [t["pid"] for t in report["targets"]] == [1202, 1203, 1207]
+    assert report["targets"][1]["name"] == "x\\x0a\\x1b[31mroot\\\\"
+    assert report["job_uids"] == [2001] and report["asked_slurm"]
+
+
+def test_dry_run_text_lists_one_line_per_target(capsys, signalled):
+    code = cli.main(["--dry-run", "--no-splay", "--config", str(EXAMPLE_NODE / "leftover.conf"),
+                     "--proc", str(EXAMPLE_PROC), "--passwd", str(EXAMPLE_NODE / "passwd")])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("would kill pid=1202 user=bob uid=2002 name='python3' age=")
+    assert lines[0].endswith("reason=no-job-on-node")
+    assert len(lines) == 4 and "dry run, nothing signalled" in lines[-1]
+
+
+def test_real_run_hands_exactly_the_plan_to_the_actor(capsys, signalled, tmp_path):
+    code, _ = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 0
+    assert [[d.process.pid for d in targets] for targets in signalled] == [[1202, 1203, 1207]]
+
+
+def test_node_with_only_protected_processes_does_not_ask_slurm(capsys, signalled, tmp_path):
+    squeue = faulty_squeue(tmp_path, "exits-1")  # would fail the run if it were asked
+    conf = config(tmp_path, json.dumps({"protected_users": ["alice", "bob", "longusername"], "squeue": str(squeue)}))
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and not report["asked_slurm"] and report["targets"] == []
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTY_SQUEUES))
+def test_faulty_squeue_bails_out_and_signals_nothing(capsys, signalled, tmp_path, fault):
+    squeue = faulty_squeue(tmp_path, fault)
+    conf = config(tmp_path, json.dumps({"squeue": str(squeue), "squeue_timeout": 0.5}))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == []
+    assert report["bailed_out"].startswith("Slurm gave no usable answer")
+    assert report["targets"] == []
+
+
+def test_missing_squeue_bails_out(capsys, signalled, tmp_path):
+    conf = config(tmp_path, json.dumps({"squeue": str(tmp_path / "nowhere" / "squeue")}))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == [] and "not an executable file" in report["bailed_out"]
+
+
+def test_failing_scontrol_beside_squeue_bails_out(capsys, signalled, tmp_path):
+    (tmp_path / "squeue").write_text("#!/bin/sh\necho 2001\n")
+    (tmp_path / "squeue").chmod(0o755)
+    (tmp_path / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "scontrol").chmod(0o755)
+    conf = config(tmp_path, json.dumps({"squeue": str(tmp_path / "squeue")}))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == [] and "scontrol exited 1" in report["bailed_out"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"protected_users": ["nosuchuser-anywhere"]}', '{"grace": 8}', "{not json", '{"min_uid": 0}'],
+)
+def test_config_errors_exit_2_and_signal_nothing(capsys, signalled, tmp_path, text):
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, text))
+    assert code == 2 and signalled == [] and report["bailed_out"]
+
+
+def test_named_config_that_is_missing_exits_2(capsys, signalled, tmp_path):
+    code, _ = run(capsys, config_path=tmp_path / "absent.conf")
+    assert code == 2 and signalled == []
+
+
+def test_unreadable_passwd_bails_out(capsys, signalled, tmp_path):
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), "--passwd", str(tmp_path / "absent"))
+    assert code == 1 and signalled == [] and "cannot read" in report["bailed_out"]
+
+
+def test_unreadable_proc_bails_out(capsys, signalled, tmp_path):
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), "--proc", str(tmp_path / "absent"))
+    assert code == 1 and signalled == [] and "cannot list" in report["bailed_out"]
+
+
+def test_second_copy_exits_at_once_while_the_lock_is_held(capsys, signalled, tmp_path):
+    held = take_lock(tmp_path / "lock")
+    try:
+        code, report = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    finally:
+        os.close(held)
+    assert code == 1 and signalled == [] and "another leftover holds" in report["bailed_out"]
+
+
+def test_unusable_lock_file_bails_out(capsys, signalled, tmp_path):
+    code, report = run(capsys, "--lock-file", str(tmp_path / "no-such-dir" / "lock"))
+    assert code == 1 and signalled == [] and "cannot open lock file" in report["bailed_out"]
+
+
+def test_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--no-such-option"])
+    assert exit_.value.code == 2
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.startswith("leftover 0.")

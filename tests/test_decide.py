@@ -1,0 +1,107 @@
+"""The decision core, on the example node's real-kernel process files and on
+hand-made processes for each rule."""
+
+from dataclasses import replace
+
+import pytest
+
+from leftover.decide import RULES, Facts, SlurmAnswer, Verdict, decide, judge
+from leftover.process import Process
+from leftover.scan import scan_statuses, with_start_times
+from tests.conftest import EXAMPLE_PROC
+
+ASKED_AT = 100_000
+FACTS = Facts(min_uid=1000, protected_uids=frozenset({64030, 2004}))
+ANSWER = SlurmAnswer(job_uids=frozenset({2001}), asked_at_ticks=ASKED_AT)
+
+
+def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000) -> Process:
+    return Process(pid=pid, name="p", state=state, ppid=1, uids=tuple(uids), kernel_thread=kernel_thread, start_ticks=start_ticks)
+
+
+def reason(p: Process, facts: Facts = replace(FACTS, slurm=ANSWER)) -> str | None:
+    rule = judge(p, facts)
+    return rule.name if rule else None
+
+
+def example_plan():
+    scan = scan_statuses(EXAMPLE_PROC)
+    scan = with_start_times(EXAMPLE_PROC, scan, frozenset(p.pid for p in scan.processes))
+    return decide(scan.processes, replace(FACTS, slurm=ANSWER))
+
+
+def test_example_node_targets_exactly_the_strays():
+    plan = example_plan()
+    assert [d.process.pid for d in plan.targets] == [1202, 1203, 1207]
+    assert {d.rule.name for d in plan.targets} == {"no-job-on-node"}
+
+
+def test_example_node_reasons_for_everything_spared():
+    reasons = {d.process.pid: d.rule.name for d in example_plan().decisions}
+    assert reasons == {
+        1: "system-account",
+        2: "kernel-thread",
+        7: "kernel-thread",
+        1201: "job-on-node",
+        1202: "no-job-on-node",
+        1203: "no-job-on-node",
+        1204: "job-on-node",  # real uid carol, effective uid alice (job)
+        1205: "protected-user",
+        1206: "system-account",  # uid 900, not in passwd
+        1207: "no-job-on-node",
+        1208: "zombie",
+    }
+
+
+def test_only_the_last_rule_targets():
+    assert [r.verdict for r in RULES[:-1]] == [Verdict.SPARE] * (len(RULES) - 1)
+    assert RULES[-1].verdict is Verdict.TARGET
+
+
+def test_rule_names_are_unique():
+    assert len({r.name for r in RULES}) == len(RULES)
+
+
+@pytest.mark.parametrize(
+    "candidate, expected",
+    [
+        (process(kernel_thread=True, uids=(2002,) * 4), "kernel-thread"),
+        (process(state="Z"), "zombie"),
+        (process(state="X"), "zombie"),
+        (process(uids=(0, 0, 0, 0)), "system-account"),
+        (process(uids=(2002, 2002, 2002, 999)), "system-account"),
+        (process(uids=(2002, 64030, 2002, 2002)), "protected-user"),
+        (process(uids=(2002, 2002, 2001, 2002)), "job-on-node"),
+        (process(start_ticks=None), "start-time-unknown"),
+        (process(start_ticks=ASKED_AT), "started-after-slurm-answer"),
+        (process(start_ticks=ASKED_AT + 1), "started-after-slurm-answer"),
+        (process(start_ticks=ASKED_AT - 1), "no-job-on-node"),
+    ],
+)
+def test_each_rule(candidate, expected):
+    assert reason(candidate) == expected
+
+
+def test_first_matching_rule_wins():
+    assert reason(process(state="Z", uids=(0,) * 4)) == "zombie"
+    assert reason(process(uids=(64030, 2001, 2001, 2001))) == "protected-user"
+
+
+def test_min_uid_is_a_setting():
+    assert reason(process(uids=(1500,) * 4), replace(FACTS, min_uid=2000, slurm=ANSWER)) == "system-account"
+
+
+def test_without_slurm_answer_nothing_is_targeted_and_candidates_are_undecided():
+    plan = decide([process(pid=1), process(pid=2, uids=(0,) * 4), process(pid=3, state="Z")], FACTS)
+    assert plan.targets == ()
+    assert [p.pid for p in plan.undecided] == [1]
+
+
+def test_node_of_protected_processes_needs_no_slurm_answer():
+    plan = decide([process(uids=(0,) * 4), process(uids=(64030,) * 4), process(kernel_thread=True)], FACTS)
+    assert plan.undecided == ()
+
+
+def test_count_by_reason_follows_rule_order():
+    plan = decide([process(pid=1), process(pid=2, state="Z"), process(pid=3, uids=(2001,) * 4)], replace(FACTS, slurm=ANSWER))
+    assert list(plan.count_by_reason().items()) == [("zombie", 1), ("job-on-node", 1), ("no-job-on-node", 1)]
