@@ -56,7 +56,7 @@ def test_real_run_hands_exactly_the_plan_to_the_actor(capsys, signalled, tmp_pat
 
 def test_node_with_only_protected_processes_does_not_ask_slurm(capsys, signalled, tmp_path):
     squeue = faulty_squeue(tmp_path, "exits-1")  # would fail the run if it were asked
-    conf = config(tmp_path, json.dumps({"protected_users": ["alice", "bob", "longusername"], "squeue": str(squeue)}))
+    conf = config(tmp_path, json.dumps({"protected_users": ["alice", "bob", "dave", "longusername"], "squeue": str(squeue)}))
     code, report = run(capsys, "--dry-run", config_path=conf)
     assert code == 0 and not report["asked_slurm"] and report["targets"] == []
 
