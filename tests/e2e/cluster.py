@@ -1,0 +1,195 @@
+"""The real single-node Slurm test cluster and the real users and processes the
+end-to-end tests work with. Everything here acts on this machine for real."""
+
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import REPO
+
+SLURM_UP = REPO / "tests" / "cluster" / "slurm-up"
+SLURM_CONF = Path("/etc/slurm/slurm.conf")
+MARK = "# written by leftover's tests/cluster/slurm-up"
+
+
+@dataclass(frozen=True)
+class TestUser:
+    name: str | None  # None: a UID that /etc/passwd does not list
+    uid: int
+
+
+JOB = TestUser("lo-jobuser", 3001)
+STRAY = TestUser("lo-stray", 3002)
+SUSPENDED = TestUser("lo-suspended", 3003)
+EXEMPT_BY_NAME = TestUser("lo-exempt", 3004)
+EXEMPT_BY_UID = TestUser("lo-exemptuid", 3005)
+LONG_NAME = TestUser("lo-averylongusername", 3006)
+SYSTEM_LISTED = TestUser("lo-sysacct", 950)
+SYSTEM_UNLISTED = TestUser(None, 960)
+USERS = (JOB, STRAY, SUSPENDED, EXEMPT_BY_NAME, EXEMPT_BY_UID, LONG_NAME, SYSTEM_LISTED, SYSTEM_UNLISTED)
+
+
+def is_test_cluster() -> bool:
+    return os.geteuid() == 0 and SLURM_CONF.exists() and MARK in SLURM_CONF.read_text()
+
+
+def slurm_up() -> None:
+    subprocess.run([str(SLURM_UP)], check=True, stdout=subprocess.DEVNULL)
+
+
+def ensure_users() -> None:
+    for user in USERS:
+        if user.name is None:
+            assert _no_passwd_entry(user.uid), f"uid {user.uid} must not be in passwd"
+            continue
+        try:
+            assert pwd.getpwnam(user.name).pw_uid == user.uid
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--no-create-home", "--user-group", "--uid", str(user.uid), "--shell", "/bin/sh", user.name],
+                check=True,
+            )
+
+
+def clear_test_users() -> None:
+    """No process or job of a test user survives from an earlier, interrupted session."""
+    for user in USERS:
+        if user.name:
+            subprocess.run(["scancel", "--user", user.name], capture_output=True)
+        subprocess.run(["pkill", "-KILL", "-U", str(user.uid)], capture_output=True)
+
+
+def _no_passwd_entry(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return True
+    return False
+
+
+def config(directory: Path, **overrides) -> Path:
+    """A root-owned config that exempts Slurm's own account, as a real site must."""
+    settings = {
+        "protected_users": ["slurm", EXEMPT_BY_NAME.name, EXEMPT_BY_UID.uid],
+        "grace_seconds": 2,
+        "squeue_timeout": 2,
+    } | overrides
+    path = directory / "leftover.conf"
+    path.write_text(json.dumps(settings))
+    path.chmod(0o644)
+    return path
+
+
+def run_leftover(conf: Path, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    lock = conf.parent / "leftover.lock"
+    return subprocess.run(
+        [sys.executable, "-m", "leftover", "--no-splay", "--config", str(conf), "--lock-file", str(lock), *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_as(user: TestUser, argv: list[str]) -> subprocess.Popen:
+    """A real process owned by user, in a session of its own, as a stray would be."""
+    gid = grp.getgrnam(user.name).gr_gid if user.name else user.uid
+    return subprocess.Popen(
+        argv, user=user.uid, group=gid, extra_groups=[], start_new_session=True, cwd="/",
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def sleeper(user: TestUser) -> subprocess.Popen:
+    return start_as(user, ["sleep", "600"])
+
+
+def stubborn(user: TestUser) -> subprocess.Popen:
+    """A process that ignores SIGTERM (an ignored signal stays ignored across exec)."""
+    return start_as(user, ["sh", "-c", "trap '' TERM; exec sleep 600"])
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
+
+
+def wait_dead(pid: int, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def stop(processes) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def submit_job(user: TestUser) -> tuple[int, int]:
+    """sbatch a job as user; wait until it runs. Returns (job id, pid of the job's sleep)."""
+    workdir = Path(tempfile.mkdtemp(prefix="leftover-e2e-job-", dir="/tmp"))
+    workdir.chmod(0o777)
+    marker = workdir / "pid"
+    done = subprocess.run(
+        ["sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", "--wrap", f"echo $$ > {marker}; exec sleep 600"],
+        user=user.uid, group=grp.getgrnam(user.name).gr_gid, extra_groups=[],
+        capture_output=True, text=True, check=True,
+    )
+    job_id = int(done.stdout.strip().split(";")[0])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if job_state(job_id) == "RUNNING" and marker.exists() and marker.read_text().strip():
+            pid = int(marker.read_text())
+            shutil.rmtree(workdir)
+            return job_id, pid
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} of {user.name} did not start; state {job_state(job_id)}")
+
+
+def job_state(job_id: int) -> str:
+    done = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def scontrol(*arguments: str) -> None:
+    subprocess.run(["scontrol", *arguments], check=True, capture_output=True)
+
+
+def cancel(job_id: int) -> None:
+    subprocess.run(["scancel", str(job_id)], check=False)
+
+
+def daemon_pids(name: str) -> list[int]:
+    done = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+    return [int(pid) for pid in done.stdout.split()]
+
+
+def signal_daemon(name: str, signum: int) -> None:
+    for pid in daemon_pids(name):
+        os.kill(pid, signum)
+
+
+def stop_daemon(name: str) -> None:
+    signal_daemon(name, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while daemon_pids(name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not daemon_pids(name), f"{name} did not stop"

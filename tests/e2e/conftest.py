@@ -1,0 +1,36 @@
+"""End-to-end fixtures: the real Slurm test cluster, test users and /dev/log.
+
+These tests kill real processes of every regular user without a job on this
+machine, so they run only where tests/cluster/slurm-up made a test cluster.
+LEFTOVER_REQUIRE_E2E=1 (CI) turns a skip into a failure."""
+
+import os
+
+import pytest
+
+from tests.e2e import cluster
+from tests.e2e.syslog_socket import DEV_LOG, SyslogCollector
+
+
+def _unavailable(why: str):
+    if os.environ.get("LEFTOVER_REQUIRE_E2E") == "1":
+        pytest.fail(f"end-to-end tests required but cannot run: {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    if not cluster.is_test_cluster():
+        _unavailable("no test cluster here (run tests/cluster/slurm-up as root)")
+    cluster.slurm_up()
+    cluster.ensure_users()
+    cluster.clear_test_users()
+
+
+@pytest.fixture(scope="session")
+def syslog():
+    if DEV_LOG.exists():
+        _unavailable(f"{DEV_LOG} belongs to a running syslog daemon")
+    collector = SyslogCollector()
+    yield collector
+    collector.close()
