@@ -117,7 +117,10 @@ class Actor:
             live = self._wait([h for h in live if h.result is None], KILL_WAIT_SECONDS, Result.KILLED)
             for handle in live:
                 handle.result = Result.UNKILLABLE
-                self.report("warning", f"{self.describe(handle.decision)} is still present {KILL_WAIT_SECONDS:g}s after SIGKILL; the next run tries again")
+                self.report(
+                    "warning",
+                    f"{self.describe(handle.decision)} is still present {KILL_WAIT_SECONDS:g}s after SIGKILL; the next run tries again",
+                )
         finally:
             for handle in handles:
                 handle.close()
@@ -148,7 +151,9 @@ class Actor:
             self._gone(handle)
         elif problem is Result.CHANGED:
             handle.result = problem
-            self.report("warning", f"pid {decision.process.pid} no longer names the planned process (start time or UIDs changed); left alone")
+            self.report(
+                "warning", f"pid {decision.process.pid} no longer names the planned process (start time or UIDs changed); left alone"
+            )
         return handle
 
     def _gone(self, handle: _Target) -> None:

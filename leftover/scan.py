@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from leftover.process import PF_KTHREAD, ProcFormatError, Process, parse_stat, parse_status
+from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_stat, parse_status
 
 _VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL)
 

@@ -13,13 +13,14 @@ from tests.conftest import EXAMPLE_PROC
 ASKED_AT = 100_000
 FACTS = Facts(min_uid=1000, protected_uids=frozenset({64030, 2004}))
 ANSWER = SlurmAnswer(job_uids=frozenset({2001}), asked_at_ticks=ASKED_AT)
+ANSWERED = replace(FACTS, slurm=ANSWER)
 
 
 def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000) -> Process:
     return Process(pid=pid, name="p", state=state, ppid=1, uids=tuple(uids), kernel_thread=kernel_thread, start_ticks=start_ticks)
 
 
-def reason(p: Process, facts: Facts = replace(FACTS, slurm=ANSWER)) -> str | None:
+def reason(p: Process, facts: Facts = ANSWERED) -> str | None:
     rule = judge(p, facts)
     return rule.name if rule else None
 

@@ -8,7 +8,14 @@ import pytest
 
 from tests.e2e import cluster
 from tests.e2e.cluster import (
-    EXEMPT_BY_NAME, EXEMPT_BY_UID, JOB, LONG_NAME, STRAY, SUSPENDED, SYSTEM_LISTED, SYSTEM_UNLISTED,
+    EXEMPT_BY_NAME,
+    EXEMPT_BY_UID,
+    JOB,
+    LONG_NAME,
+    STRAY,
+    SUSPENDED,
+    SYSTEM_LISTED,
+    SYSTEM_UNLISTED,
 )
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,52 @@
+# leftover: developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv procps util-linux
+EXAMPLE := fixtures/example-node
+
+.PHONY: demo test unit e2e lint deps venv cluster clean
+
+## demo: dry run on the bundled example node (no Slurm needed)
+demo:
+	chmod go-w $(EXAMPLE)/leftover.conf
+	$(PYTHON) -m leftover --dry-run --no-splay --config $(EXAMPLE)/leftover.conf \
+	    --proc $(EXAMPLE)/proc --passwd $(EXAMPLE)/passwd
+
+## test: everything, unit and end-to-end (as root on a throwaway machine)
+test: deps cluster lint
+	$(VPY) -m pytest -ra tests
+
+unit: venv
+	$(VPY) -m pytest -ra tests --ignore=tests/e2e
+
+e2e: deps cluster
+	$(VPY) -m pytest -ra tests/e2e
+
+lint: venv
+	$(VPY) -m ruff check leftover tests
+
+## deps: Debian packages for the real test cluster, and the venv
+deps: venv
+	@if [ "$$(id -u)" = 0 ]; then \
+	    missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	    if [ -n "$$missing" ]; then \
+	        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	    fi; \
+	else echo "deps: not root; Debian packages not checked (end-to-end tests will be skipped)"; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $@
+
+## cluster: start the single-node Slurm test cluster (root only)
+cluster:
+	@if [ "$$(id -u)" = 0 ]; then tests/cluster/slurm-up; \
+	else echo "cluster: not root; no test cluster started"; fi
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
