@@ -3,10 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv procps util-linux
+DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv libpython3.11 procps util-linux \
+    dpkg-dev fakeroot binutils lintian man-db
 EXAMPLE := fixtures/example-node
 
-.PHONY: demo test unit e2e lint deps venv cluster clean
+.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian
+
+VERSION := $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+PACKAGE ?= leftover
+DEB := dist/$(PACKAGE)_$(VERSION)_amd64.deb
 
 ## demo: dry run on the bundled example node (no Slurm needed)
 demo:
@@ -47,6 +52,19 @@ $(VENV)/.installed: pyproject.toml
 cluster:
 	@if [ "$$(id -u)" = 0 ]; then tests/cluster/slurm-up; \
 	else echo "cluster: not root; no test cluster started"; fi
+
+## deb: the .deb (honours RELEASE and PACKAGE, as in scicomp-leftover's build flow)
+deb:
+	@if [ -n "$${RELEASE:-}" ] && [ "$$RELEASE" != "$(VERSION)" ]; then \
+	    echo "deb: RELEASE=$$RELEASE but pyproject.toml says $(VERSION); change the version there" >&2; exit 1; fi
+	@if [ "$(PACKAGE)" = scicomp-leftover ]; then \
+	    echo "deb: this package is named leftover and replaces scicomp-leftover; unset PACKAGE" >&2; exit 1; fi
+	VERSION=$(VERSION) PACKAGE=$(PACKAGE) packaging/build-deb
+	@echo "deb: wrote $(DEB)"
+
+## lintian: build the .deb and have lintian check it (no error, no warning allowed)
+lintian: deb
+	lintian --fail-on error,warning --display-info $(DEB)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
