@@ -1,9 +1,10 @@
 """The command line and one run of leftover, start to finish.
 
 This is the I/O shell around the pure core: it reads the config, passwd and
-/proc, asks Slurm, hands everything to decide(), and lets the Actor signal
-what the plan targets. Every way a run can go wrong ends in _Bail, which
-makes it kill nothing, log one line saying why, and exit non-zero.
+/proc, asks Slurm only when the node cannot answer itself, hands everything
+to decide(), and lets the Actor signal what the plan targets. Every way a run
+can go wrong ends in _Bail, which makes it kill nothing, log one line saying
+why, and exit non-zero.
 """
 
 import argparse
@@ -12,17 +13,18 @@ import pwd
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from leftover import config, lock
+from leftover import config, lock, metrics
 from leftover.act import Actor
 from leftover.config import ConfigError, Settings
-from leftover.decide import Facts, SlurmAnswer, decide
+from leftover.decide import Facts, JobAnswer, Plan, decide
 from leftover.log import Log
 from leftover.passwd import parse_passwd
 from leftover.protect import protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
-from leftover.scan import ProcError, boottime_ticks, clock_ticks_per_second, scan_statuses, with_start_times
+from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, scan_statuses, with_details
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
 from leftover.version import version
 
@@ -30,9 +32,10 @@ EXIT_OK, EXIT_BAILED, EXIT_CONFIG = 0, 1, 2
 
 
 class _Bail(Exception):
-    def __init__(self, code: int, why: str) -> None:
+    def __init__(self, code: int, label: str, why: str) -> None:
         super().__init__(why)
         self.code = code
+        self.label = label
         self.why = why
 
 
@@ -57,110 +60,144 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    started = time.monotonic()
     log = Log(to_stderr=arguments.verbose or sys.stderr.isatty())
     report = RunReport(version=version(), dry_run=arguments.dry_run)
-    describer = Describer(lambda uid: "?", clock_ticks_per_second())
+    run = _Run(arguments, log, report)
     try:
-        describer = _run(arguments, log, report)
+        run.run()
     except _Bail as bail:
-        report.exit_code = bail.code
-        report.bailed_out = bail.why
-        log.error(summary(report))
-    else:
-        log.info(summary(report))
+        report.exit_code, report.bailed_out, report.bailed_out_label = bail.code, bail.why, bail.label
+    report.duration = time.monotonic() - started
+    (log.error if report.bailed_out else log.info)(summary(report))
+    run.write_metrics()
+    run.release_lock()
     if arguments.json:
-        print(json_document(report, describer))
+        print(json_document(report, run.describer))
     elif arguments.dry_run and report.exit_code == EXIT_OK:
-        print(dry_run_listing(report, describer))
+        print(dry_run_listing(report, run.describer))
     return report.exit_code
 
 
-def _run(arguments: argparse.Namespace, log: Log, report: RunReport) -> Describer:
-    settings = _settings(arguments, log)
-    if not arguments.dry_run:
+class _Run:
+    """One run's steps, in order. Each step either fills in the report or bails."""
+
+    def __init__(self, arguments: argparse.Namespace, log: Log, report: RunReport) -> None:
+        self.arguments = arguments
+        self.proc = arguments.proc
+        self.log = log
+        self.report = report
+        self.settings: Settings | None = None
+        self.lock_fd: int | None = None
+        self.scan = Scan((), ())
+        self.describer = Describer(lambda uid: "?", clock_ticks_per_second())
+
+    def run(self) -> None:
+        settings = self.settings = self._settings()
+        self.report.job_source = settings.job_source
+        if not self.arguments.dry_run:
+            try:
+                self.lock_fd = lock.take_lock(self.arguments.lock_file)
+            except lock.LockHeld as held:
+                raise _Bail(EXIT_BAILED, "lock", str(held)) from None
+        facts = self._facts(settings)
+
+        if settings.job_source == "local":
+            plan = self._plan(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks(), "local")))
+        else:
+            plan = self._plan(facts)
+            if plan.undecided:
+                plan = self._plan_with_squeue(facts, settings)
+        self.report.plan = plan
+        self._note_skipped()
+
+        if self.arguments.dry_run or not plan.targets:
+            return
+        actor = Actor(
+            report=lambda level, text: getattr(self.log, level)(text),
+            describe=lambda decision: self.describer.line(decision, plan),
+        )
+        self.report.outcomes = actor.carry_out(plan.targets, settings.grace_seconds)
+
+    def _settings(self) -> Settings:
+        path = self.arguments.config or config.DEFAULT_PATH
         try:
-            lock.take_lock(arguments.lock_file)
-        except lock.LockHeld as held:
-            raise _Bail(EXIT_BAILED, str(held)) from None
+            settings = config.load_settings(
+                path, explicit=self.arguments.config is not None, trusted_owners=frozenset({0, os.geteuid()})
+            )
+        except ConfigError as error:
+            raise _Bail(EXIT_CONFIG, "config", str(error)) from None
+        self.log.set_level(settings.debuglevel)
+        if settings.source != str(path):
+            self.log.info(f"no config file at {path}; using built-in defaults")
+        return settings
 
-    try:
-        passwd_text = arguments.passwd.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as error:
-        raise _Bail(EXIT_BAILED, f"cannot read {arguments.passwd}: {error.strerror}") from None
-    entries = parse_passwd(passwd_text)
-    try:
-        protected = protected_uids(settings.protected_users, entries, _uid_of_name)
-    except ConfigError as error:
-        raise _Bail(EXIT_CONFIG, str(error)) from None
-    describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
-    facts = Facts(min_uid=settings.min_uid, protected_uids=protected)
+    def _facts(self, settings: Settings) -> Facts:
+        try:
+            passwd_text = self.arguments.passwd.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as error:
+            raise _Bail(EXIT_BAILED, "passwd", f"cannot read {self.arguments.passwd}: {error.strerror}") from None
+        entries = parse_passwd(passwd_text)
+        try:
+            protected = protected_uids(settings.protected_users, entries, _uid_of_name)
+        except ConfigError as error:
+            raise _Bail(EXIT_CONFIG, "config", str(error)) from None
+        self.describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
+        return Facts(min_uid=settings.min_uid, protected_uids=protected)
 
-    scan = _scan(arguments.proc, report)
-    report.plan = decide(scan.processes, facts)
-    if not report.plan.undecided:
-        return describer
+    def _plan(self, facts: Facts) -> Plan:
+        """Scan /proc and decide: statuses for all, start time and cgroup only
+        for the processes no status rule spares. Without an answer in facts,
+        the plan's undecided processes are those the node cannot judge alone."""
+        try:
+            scan = scan_statuses(self.proc)
+            candidates = frozenset(p.pid for p in decide(scan.processes, replace(facts, answer=None)).undecided)
+            scan = with_details(self.proc, scan, candidates)
+        except ProcError as error:
+            raise _Bail(EXIT_BAILED, "proc", str(error)) from None
+        self.scan = scan
+        self.report.scanned = len(scan.processes)
+        return decide(scan.processes, facts)
 
-    if not arguments.no_splay:
-        delay = random.uniform(settings.slew, settings.slew_max)
-        log.debug(f"{len(report.plan.undecided)} candidate process(es); waiting {delay:.1f}s (splay) before asking Slurm")
-        time.sleep(delay)
+    def _plan_with_squeue(self, facts: Facts, settings: Settings) -> Plan:
+        """Some process is outside every job the node shows: ask squeue, then
+        look again, so that a process started after the question waits."""
+        if not self.arguments.no_splay:
+            delay = random.uniform(settings.slew, settings.slew_max)
+            self.log.debug(f"a process outside any local job; waiting {delay:.1f}s (splay) before asking Slurm")
+            time.sleep(delay)
+        try:
+            squeue = find_squeue(settings.squeue)
+            names = node_names(squeue, settings.squeue_timeout)
+            asked_at = boottime_ticks()
+            jobs = query_jobs(squeue, names, settings.squeue_timeout)
+        except SlurmError as error:
+            raise _Bail(EXIT_BAILED, "slurm", f"Slurm gave no usable answer: {error}") from None
+        self.report.asked_slurm = True
+        self.report.node_names, self.report.job_uids = jobs.node_names, tuple(sorted(jobs.job_uids))
+        self.report.slurm_seconds = jobs.seconds
+        return self._plan(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)))
 
-    try:
-        squeue = find_squeue(settings.squeue)
-        names = node_names(squeue, settings.squeue_timeout)
-        asked_at = boottime_ticks()
-        jobs = query_jobs(squeue, names, settings.squeue_timeout)
-    except SlurmError as error:
-        raise _Bail(EXIT_BAILED, f"Slurm gave no usable answer: {error}") from None
-    report.asked_slurm = True
-    report.node_names, report.job_uids = jobs.node_names, tuple(sorted(jobs.job_uids))
-    report.slurm_seconds = jobs.seconds
+    def _note_skipped(self) -> None:
+        for skipped in self.scan.skipped:
+            self.log.warning(f"pid {skipped.pid} left alone: {skipped.why}")
+            self.report.skipped.append({"pid": skipped.pid, "why": skipped.why})
 
-    scan = _scan(arguments.proc, report)
-    candidates = frozenset(p.pid for p in decide(scan.processes, facts).undecided)
-    try:
-        scan = with_start_times(arguments.proc, scan, candidates)
-    except ProcError as error:
-        raise _Bail(EXIT_BAILED, str(error)) from None
-    _note_skipped(scan, report, log)
-    report.plan = decide(scan.processes, Facts(settings.min_uid, protected, SlurmAnswer(jobs.job_uids, asked_at)))
+    def release_lock(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
-    if arguments.dry_run or not report.plan.targets:
-        return describer
-    plan = report.plan
-    actor = Actor(
-        report=lambda level, text: getattr(log, level)(text),
-        describe=lambda decision: describer.line(decision, plan),
-    )
-    report.outcomes = actor.carry_out(plan.targets, settings.grace_seconds)
-    return describer
-
-
-def _settings(arguments: argparse.Namespace, log: Log) -> Settings:
-    path = arguments.config or config.DEFAULT_PATH
-    try:
-        settings = config.load_settings(path, explicit=arguments.config is not None, trusted_owners=frozenset({0, os.geteuid()}))
-    except ConfigError as error:
-        raise _Bail(EXIT_CONFIG, str(error)) from None
-    log.set_level(settings.debuglevel)
-    if settings.source != str(path):
-        log.info(f"no config file at {path}; using built-in defaults")
-    return settings
-
-
-def _scan(proc_root: Path, report: RunReport):
-    try:
-        scan = scan_statuses(proc_root)
-    except ProcError as error:
-        raise _Bail(EXIT_BAILED, str(error)) from None
-    report.scanned = len(scan.processes)
-    return scan
-
-
-def _note_skipped(scan, report: RunReport, log: Log) -> None:
-    for skipped in scan.skipped:
-        log.warning(f"pid {skipped.pid} left alone: {skipped.why}")
-        report.skipped.append({"pid": skipped.pid, "why": skipped.why})
+    def write_metrics(self) -> None:
+        if self.settings is None or self.settings.metrics_file is None:
+            return
+        path = self.settings.metrics_file
+        now = time.time()
+        last_success = now if self.report.bailed_out is None else metrics.previous_success(path)
+        try:
+            metrics.write(path, metrics.render(self.report, now, last_success))
+        except OSError as error:
+            self.log.warning(f"cannot write metrics file {path}: {error.strerror}")
 
 
 def _uid_of_name(name: str) -> int | None:

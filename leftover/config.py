@@ -16,6 +16,7 @@ from pathlib import Path
 DEFAULT_PATH = Path("/etc/leftover.conf")
 DEFAULT_SLEW_MAX = 30.0
 LEVELS = ("debug", "info", "warning", "error", "critical")
+JOB_SOURCES = ("squeue", "local")
 
 
 class ConfigError(Exception):
@@ -32,6 +33,8 @@ class Settings:
     min_uid: int = 1000
     squeue: Path | None = None
     squeue_timeout: float = 2.0
+    job_source: str = "squeue"
+    metrics_file: Path | None = None
     source: str = field(default="built-in defaults", compare=False)
 
 
@@ -80,8 +83,9 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
         if problem:
             raise ConfigError(f"config file {path}: {key} {problem}")
         values[key] = value
-    if "squeue" in values:
-        values["squeue"] = path.parent / values["squeue"]
+    for key in ("squeue", "metrics_file"):
+        if key in values:
+            values[key] = path.parent / values[key]
     if "protected_users" in values:
         values["protected_users"] = tuple(values["protected_users"])
     if "slew" in values and "slew_max" not in values:
@@ -129,9 +133,15 @@ def _debuglevel(value: object) -> str | None:
     return None
 
 
-def _squeue(value: object) -> str | None:
+def _path(value: object) -> str | None:
     if not isinstance(value, str) or not value or "\0" in value:
-        return "must be the path of the squeue program"
+        return "must be a path"
+    return None
+
+
+def _job_source(value: object) -> str | None:
+    if value not in JOB_SOURCES:
+        return "must be one of " + ", ".join(JOB_SOURCES)
     return None
 
 
@@ -142,6 +152,8 @@ _CHECKS = {
     "slew_max": _number(0, 3600),
     "grace_seconds": _number(0, 600),
     "min_uid": _number(1, 2**32 - 2, integer=True),
-    "squeue": _squeue,
+    "squeue": _path,
     "squeue_timeout": _number(0.1, 60),
+    "job_source": _job_source,
+    "metrics_file": _path,
 }

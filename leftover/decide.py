@@ -7,17 +7,21 @@ Rules this module keeps:
   applies decides, and its name is the reason carried into the plan, the log
   and --dry-run. A new reason is a new row, never an `if` elsewhere.
 - Every row but the last spares. The last row, the only one that targets,
-  is reached only when the Slurm answer is known.
-- A row that needs the Slurm answer is not evaluated without one: the process
-  is left undecided, which is how the caller learns whether Slurm must be asked.
+  is reached only when the answer to "who has a job here" is known.
+- A row that needs that answer is not evaluated without one: the process is
+  left undecided, which is how the caller learns whether to ask Slurm.
+- What the node itself shows about jobs (a job cgroup, a slurmstepd ancestor)
+  is derived here from the processes, and spares before Slurm is asked.
 """
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from leftover.process import Process
+
+SLURMSTEPD = "slurmstepd"
 
 
 class Verdict(Enum):
@@ -26,28 +30,40 @@ class Verdict(Enum):
 
 
 @dataclass(frozen=True)
-class SlurmAnswer:
-    """What Slurm said: UIDs with a job on this node, and when it was asked
-    (CLOCK_BOOTTIME in clock ticks, read just before squeue ran)."""
+class JobAnswer:
+    """Who has a job on this node beyond what the node shows, and when that was
+    asked (CLOCK_BOOTTIME in clock ticks, read just before asking). source is
+    "squeue", or "local" where the controller is never asked (job_uids empty)."""
 
     job_uids: frozenset[int]
     asked_at_ticks: int
+    source: str = "squeue"
+
+
+@dataclass(frozen=True)
+class LocalJobs:
+    """What the node itself shows: processes inside a job, and their UIDs."""
+
+    pids: frozenset[int] = frozenset()
+    uids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
 class Facts:
-    """Everything but the processes that a decision depends on."""
+    """Everything but the processes that a decision depends on. local is
+    filled in by decide() from the processes; callers leave it empty."""
 
     min_uid: int
     protected_uids: frozenset[int]
-    slurm: SlurmAnswer | None = None
+    answer: JobAnswer | None = None
+    local: LocalJobs = field(default_factory=LocalJobs)
 
 
 @dataclass(frozen=True)
 class Rule:
     name: str
     verdict: Verdict
-    needs_slurm: bool
+    needs_answer: bool
     applies: Callable[[Process, Facts], bool]
     meaning: str
 
@@ -65,14 +81,23 @@ RULES: tuple[Rule, ...] = (
     Rule("protected-user", Verdict.SPARE, False,
          lambda p, f: any(uid in f.protected_uids for uid in p.uids),
          "a UID listed in protected_users"),
+    Rule("in-job-cgroup", Verdict.SPARE, False,
+         lambda p, f: p.job_cgroup is not None,
+         "inside a Slurm job's cgroup"),
+    Rule("under-slurmstepd", Verdict.SPARE, False,
+         lambda p, f: p.pid in f.local.pids,
+         "a descendant of a root-owned slurmstepd"),
+    Rule("uid-has-local-job", Verdict.SPARE, False,
+         lambda p, f: any(uid in f.local.uids for uid in p.uids),
+         "a UID with a job process on this node"),
     Rule("job-on-node", Verdict.SPARE, True,
-         lambda p, f: any(uid in f.slurm.job_uids for uid in p.uids),
-         "a UID with a Slurm job on this node"),
+         lambda p, f: any(uid in f.answer.job_uids for uid in p.uids),
+         "a UID with a Slurm job on this node, says squeue"),
     Rule("start-time-unknown", Verdict.SPARE, True,
          lambda p, f: p.start_ticks is None,
          "start time could not be read"),
     Rule("started-after-slurm-answer", Verdict.SPARE, True,
-         lambda p, f: p.start_ticks >= f.slurm.asked_at_ticks,
+         lambda p, f: p.start_ticks >= f.answer.asked_at_ticks,
          "may belong to a job that started while Slurm was asked; next run decides"),
     Rule("no-job-on-node", Verdict.TARGET, True,
          lambda p, f: True,
@@ -83,7 +108,7 @@ RULES: tuple[Rule, ...] = (
 @dataclass(frozen=True)
 class Decision:
     process: Process
-    rule: Rule | None  # None: undecided until Slurm answers
+    rule: Rule | None  # None: undecided until the job answer is known
 
 
 @dataclass(frozen=True)
@@ -101,22 +126,60 @@ class Plan:
 
     def count_by_reason(self) -> dict[str, int]:
         counts = Counter(d.rule.name if d.rule else "undecided" for d in self.decisions)
-        return {rule.name: counts[rule.name] for rule in RULES if counts[rule.name]} | (
-            {"undecided": counts["undecided"]} if counts["undecided"] else {}
-        )
+        return {name: counts[name] for name in [r.name for r in RULES] + ["undecided"] if counts[name]}
+
+    def local_job_processes(self) -> int:
+        """Processes spared because the node itself shows they are in a job."""
+        return sum(1 for d in self.decisions if d.rule is not None and d.rule.name in _LOCAL_JOB_RULES)
+
+
+_LOCAL_JOB_RULES = frozenset({"in-job-cgroup", "under-slurmstepd"})
 
 
 def judge(process: Process, facts: Facts) -> Rule | None:
-    """The first rule that applies to process, or None if that needs Slurm's answer."""
+    """The first rule that applies to process, or None if that needs the job answer."""
     for rule in RULES:
-        if rule.needs_slurm and facts.slurm is None:
+        if rule.needs_answer and facts.answer is None:
             return None
         if rule.applies(process, facts):
             return rule
     raise AssertionError("the last rule applies to every process")
 
 
+def local_jobs(processes: Iterable[Process]) -> LocalJobs:
+    """Processes the node shows to be in a job (a job cgroup, or a root-owned
+    slurmstepd among their ancestors), and every UID they run as."""
+    by_pid = {p.pid: p for p in processes}
+    under_stepd: dict[int, bool] = {}
+
+    def below_stepd(pid: int) -> bool:
+        """Walk up the parents until an answer is known, then remember it for
+        the whole chain: linear in the number of processes overall."""
+        chain: list[int] = []
+        found = False
+        current = by_pid.get(pid)
+        while current is not None and current.pid not in chain:
+            if current.pid in under_stepd:
+                found = under_stepd[current.pid]
+                break
+            chain.append(current.pid)
+            parent = by_pid.get(current.ppid)
+            if parent is not None and parent.name == SLURMSTEPD and parent.uid == 0:
+                found = True
+                break
+            current = parent
+        for member in chain:
+            under_stepd[member] = found
+        return under_stepd.get(pid, found)
+
+    pids = {p.pid for p in by_pid.values() if p.job_cgroup is not None or below_stepd(p.pid)}
+    uids = {uid for pid in pids for uid in by_pid[pid].uids}
+    return LocalJobs(frozenset(pids), frozenset(uids))
+
+
 def decide(processes: Iterable[Process], facts: Facts) -> Plan:
-    """Judge every process. Without a Slurm answer in facts, nothing is targeted
+    """Judge every process. Without a job answer in facts, nothing is targeted
     and the processes that need the answer come back undecided."""
+    processes = tuple(processes)
+    facts = replace(facts, local=local_jobs(processes))
     return Plan(tuple(Decision(p, judge(p, facts)) for p in processes), facts)

@@ -21,6 +21,8 @@ class Process:
 
     uids are (real, effective, saved, filesystem). start_ticks is field 22 of
     /proc/[pid]/stat, clock ticks since boot on CLOCK_BOOTTIME; None until read.
+    job_cgroup is the Slurm job cgroup the process is in; None when it is in
+    none, or /proc/[pid]/cgroup was not read.
     """
 
     pid: int
@@ -30,6 +32,7 @@ class Process:
     uids: tuple[int, int, int, int]
     kernel_thread: bool
     start_ticks: int | None = None
+    job_cgroup: str | None = None
 
     @property
     def uid(self) -> int:

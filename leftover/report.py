@@ -23,6 +23,9 @@ class RunReport:
     dry_run: bool
     exit_code: int = 0
     bailed_out: str | None = None
+    bailed_out_label: str | None = None  # config, lock, passwd, proc, slurm, metrics
+    duration: float = 0.0
+    job_source: str = "squeue"
     scanned: int = 0
     skipped: list[dict] = field(default_factory=list)
     asked_slurm: bool = False
@@ -41,10 +44,10 @@ class Describer:
         self.ticks_per_second = ticks_per_second
 
     def age_seconds(self, decision: Decision, plan: Plan) -> int | None:
-        start, slurm = decision.process.start_ticks, plan.facts.slurm
-        if start is None or slurm is None:
+        start, answer = decision.process.start_ticks, plan.facts.answer
+        if start is None or answer is None:
             return None
-        return max(0, (slurm.asked_at_ticks - start) // self.ticks_per_second)
+        return max(0, (answer.asked_at_ticks - start) // self.ticks_per_second)
 
     def fields(self, decision: Decision, plan: Plan) -> dict:
         process = decision.process
@@ -70,15 +73,20 @@ def summary(report: RunReport) -> str:
         return f"bailed out, nothing signalled: {report.bailed_out}"
     plan = report.plan
     targets = len(plan.targets) if plan else 0
-    slurm = "Slurm not asked (no candidates)"
+    local = plan.local_job_processes() if plan else 0
     if report.asked_slurm:
-        slurm = f"Slurm asked for {','.join(report.node_names)} in {report.slurm_seconds:.2f}s, {len(report.job_uids)} user(s) with jobs"
+        nodes = ",".join(report.node_names)
+        slurm = f"controller asked for {nodes} in {report.slurm_seconds:.2f}s, {len(report.job_uids)} user(s) with jobs"
+    elif report.job_source == "local":
+        slurm = "controller never asked (job_source local)"
+    else:
+        slurm = "controller not asked (no process outside a job left to judge)"
     if report.dry_run:
         done = "dry run, nothing signalled"
     else:
         results = Counter(outcome.result.value for outcome in report.outcomes)
         done = ", ".join(f"{n} {name}" for name, n in sorted(results.items())) or "nothing signalled"
-    return f"scanned {report.scanned} processes, {targets} target(s); {slurm}; {done}"
+    return f"scanned {report.scanned} processes, {local} inside jobs, {targets} target(s); {slurm}; {done}"
 
 
 def dry_run_listing(report: RunReport, describer: Describer) -> str:
@@ -101,8 +109,12 @@ def json_document(report: RunReport, describer: Describer) -> str:
         "dry_run": report.dry_run,
         "exit_code": report.exit_code,
         "bailed_out": report.bailed_out,
+        "bailed_out_reason": report.bailed_out_label,
+        "duration_seconds": round(report.duration, 6),
         "scanned": report.scanned,
         "skipped": report.skipped,
+        "job_source": report.job_source,
+        "local_job_processes": plan.local_job_processes() if plan else 0,
         "asked_slurm": report.asked_slurm,
         "node_names": list(report.node_names),
         "job_uids": list(report.job_uids),

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from leftover.cgroup import CgroupFormatError, job_cgroup, parse_cgroup
 from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_stat, parse_status
 
 _VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL)
@@ -67,27 +68,31 @@ def scan_statuses(proc_root: Path) -> Scan:
     return Scan(tuple(sorted(processes, key=lambda p: p.pid)), tuple(skipped))
 
 
-def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
-    """The same scan with start times read for pids. One whose stat is gone has
-    vanished and is dropped; one whose stat is garbled is dropped as skipped."""
+def with_details(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
+    """The same scan with start time and job cgroup read for pids. One whose
+    files are gone has vanished and is dropped; one whose files are garbled is
+    dropped as skipped."""
     processes, skipped = [], list(scan.skipped)
     for process in scan.processes:
         if process.pid not in pids:
             processes.append(process)
             continue
-        raw = _read(proc_root / str(process.pid) / "stat")
-        if raw is None:
+        stat_raw = _read(proc_root / str(process.pid) / "stat")
+        cgroup_raw = _read(proc_root / str(process.pid) / "cgroup")
+        if stat_raw is None or cgroup_raw is None:
             continue
         try:
-            stat = parse_stat(raw)
-        except ProcFormatError as error:
-            skipped.append(Skipped(process.pid, f"stat unreadable: {error}"))
+            stat = parse_stat(stat_raw)
+            cgroup = job_cgroup(parse_cgroup(cgroup_raw))
+        except (ProcFormatError, CgroupFormatError) as error:
+            skipped.append(Skipped(process.pid, f"unreadable: {error}"))
             continue
         processes.append(
             replace(
                 process,
                 start_ticks=stat.start_ticks,
                 kernel_thread=process.kernel_thread or bool(stat.flags & PF_KTHREAD),
+                job_cgroup=cgroup,
             )
         )
     return Scan(tuple(processes), tuple(skipped))

@@ -135,3 +135,51 @@ def test_version(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--version"])
     assert capsys.readouterr().out.startswith("leftover 0.")
+
+
+def test_local_job_source_never_runs_squeue(capsys, signalled, tmp_path):
+    squeue = faulty_squeue(tmp_path, "exits-1")  # would fail the run if it were asked
+    conf = config(tmp_path, json.dumps({"job_source": "local", "squeue": str(squeue), "protected_users": ["dave"]}))
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and not report["asked_slurm"] and report["job_source"] == "local"
+    assert [t["pid"] for t in report["targets"]] == [1202, 1203, 1207]  # alice is spared by her job cgroup alone
+    assert report["local_job_processes"] == 1
+
+
+def test_node_whose_user_processes_all_show_a_job_does_not_ask(capsys, signalled, tmp_path):
+    squeue = faulty_squeue(tmp_path, "exits-1")
+    conf = config(tmp_path, json.dumps({"protected_users": ["bob", "dave", "longusername"], "squeue": str(squeue)}))
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and not report["asked_slurm"]
+    assert report["reasons"]["in-job-cgroup"] == 1 and report["reasons"]["uid-has-local-job"] == 1
+
+
+def metrics_text(path):
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in path.read_text().splitlines() if not line.startswith("#")}
+
+
+def test_metrics_file_after_a_completed_run(capsys, signalled, tmp_path):
+    conf = config(tmp_path, json.dumps({"protected_users": ["dave"], "squeue": str(EXAMPLE_NODE / "squeue"),
+                                        "metrics_file": str(tmp_path / "leftover.prom")}))
+    code, _ = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    figures = metrics_text(tmp_path / "leftover.prom")
+    assert code == 0
+    assert figures["leftover_processes_scanned"] == 11 and figures["leftover_local_job_processes"] == 1
+    assert figures["leftover_controller_asked"] == 1 and figures["leftover_targets"] == 3
+    assert figures['leftover_run_bailed_out{reason=""}'] == 0
+    assert figures["leftover_last_success_timestamp_seconds"] == figures["leftover_run_timestamp_seconds"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".leftover.prom.")]
+
+
+def test_metrics_file_after_a_bail_out_keeps_the_last_success(capsys, signalled, tmp_path):
+    prom = tmp_path / "leftover.prom"
+    good = config(tmp_path, json.dumps({"squeue": str(EXAMPLE_NODE / "squeue"), "metrics_file": str(prom)}))
+    run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=good)
+    success = metrics_text(prom)["leftover_last_success_timestamp_seconds"]
+    bad = config(tmp_path, json.dumps({"squeue": str(faulty_squeue(tmp_path, "exits-1")), "metrics_file": str(prom)}))
+    code, _ = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=bad)
+    figures = metrics_text(prom)
+    assert code == 1 and signalled[1:] == []
+    assert figures['leftover_run_bailed_out{reason="slurm"}'] == 1
+    assert figures["leftover_last_success_timestamp_seconds"] == success
+    assert figures["leftover_run_timestamp_seconds"] > success

@@ -61,7 +61,9 @@ def test_relative_squeue_is_relative_to_the_config_file():
         ({"grace_seconds": True}, "must be a number"),
         ({"min_uid": 0}, "between"),
         ({"min_uid": 1000.5}, "whole number"),
-        ({"squeue": ""}, "path of the squeue"),
+        ({"squeue": ""}, "must be a path"),
+        ({"metrics_file": 3}, "must be a path"),
+        ({"job_source": "slurmdbd"}, "must be one of"),
         ({"squeue_timeout": 0}, "between"),
     ],
 )

@@ -5,15 +5,15 @@ from dataclasses import replace
 
 import pytest
 
-from leftover.decide import RULES, Facts, SlurmAnswer, Verdict, decide, judge
+from leftover.decide import RULES, Facts, JobAnswer, Verdict, decide, judge
 from leftover.process import Process
-from leftover.scan import scan_statuses, with_start_times
+from leftover.scan import scan_statuses, with_details
 from tests.conftest import EXAMPLE_PROC
 
 ASKED_AT = 100_000
 FACTS = Facts(min_uid=1000, protected_uids=frozenset({64030, 2004}))
-ANSWER = SlurmAnswer(job_uids=frozenset({2001}), asked_at_ticks=ASKED_AT)
-ANSWERED = replace(FACTS, slurm=ANSWER)
+ANSWER = JobAnswer(job_uids=frozenset({2001}), asked_at_ticks=ASKED_AT)
+ANSWERED = replace(FACTS, answer=ANSWER)
 
 
 def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000) -> Process:
@@ -27,8 +27,8 @@ def reason(p: Process, facts: Facts = ANSWERED) -> str | None:
 
 def example_plan():
     scan = scan_statuses(EXAMPLE_PROC)
-    scan = with_start_times(EXAMPLE_PROC, scan, frozenset(p.pid for p in scan.processes))
-    return decide(scan.processes, replace(FACTS, slurm=ANSWER))
+    scan = with_details(EXAMPLE_PROC, scan, frozenset(p.pid for p in scan.processes))
+    return decide(scan.processes, replace(FACTS, answer=ANSWER))
 
 
 def test_example_node_targets_exactly_the_strays():
@@ -43,10 +43,10 @@ def test_example_node_reasons_for_everything_spared():
         1: "system-account",
         2: "kernel-thread",
         7: "kernel-thread",
-        1201: "job-on-node",
+        1201: "in-job-cgroup",
         1202: "no-job-on-node",
         1203: "no-job-on-node",
-        1204: "job-on-node",  # real uid carol, effective uid alice (job)
+        1204: "uid-has-local-job",  # real uid carol, effective uid alice, whose job runs here
         1205: "protected-user",
         1206: "system-account",  # uid 900, not in passwd
         1207: "no-job-on-node",
@@ -89,7 +89,7 @@ def test_first_matching_rule_wins():
 
 
 def test_min_uid_is_a_setting():
-    assert reason(process(uids=(1500,) * 4), replace(FACTS, min_uid=2000, slurm=ANSWER)) == "system-account"
+    assert reason(process(uids=(1500,) * 4), replace(FACTS, min_uid=2000, answer=ANSWER)) == "system-account"
 
 
 def test_without_slurm_answer_nothing_is_targeted_and_candidates_are_undecided():
@@ -104,5 +104,53 @@ def test_node_of_protected_processes_needs_no_slurm_answer():
 
 
 def test_count_by_reason_follows_rule_order():
-    plan = decide([process(pid=1), process(pid=2, state="Z"), process(pid=3, uids=(2001,) * 4)], replace(FACTS, slurm=ANSWER))
+    plan = decide([process(pid=1), process(pid=2, state="Z"), process(pid=3, uids=(2001,) * 4)], replace(FACTS, answer=ANSWER))
     assert list(plan.count_by_reason().items()) == [("zombie", 1), ("job-on-node", 1), ("no-job-on-node", 1)]
+
+
+def stepd_tree():
+    """slurmd -> slurmstepd (root) -> job script -> worker, plus a stray and
+    a user process that names itself slurmstepd."""
+    return [
+        process(pid=10, uids=(0,) * 4, start_ticks=1),
+        replace(process(pid=11, uids=(0,) * 4), name="slurmstepd", ppid=10),
+        replace(process(pid=12, uids=(3001,) * 4), ppid=11),
+        replace(process(pid=13, uids=(3001,) * 4), ppid=12),
+        replace(process(pid=14, uids=(3002,) * 4), ppid=1),
+        replace(process(pid=15, uids=(3003,) * 4), name="slurmstepd", ppid=1),
+        replace(process(pid=16, uids=(3003,) * 4), ppid=15),
+    ]
+
+
+def test_descendants_of_root_slurmstepd_are_job_processes_without_asking():
+    plan = decide(stepd_tree(), FACTS)
+    reasons = {d.process.pid: d.rule.name if d.rule else None for d in plan.decisions}
+    assert reasons[12] == reasons[13] == "under-slurmstepd"
+    assert reasons[14] is None  # a stray: only Slurm's answer can decide it
+    assert reasons[16] is None  # a user's own "slurmstepd" proves nothing
+    assert plan.local_job_processes() == 2
+
+
+def test_a_uid_with_a_local_job_spares_its_other_processes():
+    tree = stepd_tree() + [replace(process(pid=17, uids=(3001,) * 4), ppid=1)]
+    plan = decide(tree, FACTS)
+    assert judge(tree[-1], plan.facts).name == "uid-has-local-job"
+
+
+def test_job_cgroup_spares_and_marks_the_uid():
+    in_job = replace(process(pid=20, uids=(3005,) * 4), job_cgroup="/slurm/uid_3005/job_1/step_0")
+    outside = process(pid=21, uids=(3005,) * 4)
+    plan = decide([in_job, outside], FACTS)
+    assert [d.rule.name for d in plan.decisions] == ["in-job-cgroup", "uid-has-local-job"]
+    assert plan.undecided == ()
+
+
+def test_parent_cycles_do_not_hang_the_ancestry_walk():
+    looped = [replace(process(pid=30), ppid=31), replace(process(pid=31), ppid=30)]
+    assert [p.pid for p in decide(looped, FACTS).undecided] == [30, 31]
+
+
+def test_local_answer_targets_what_no_local_evidence_covers():
+    local = JobAnswer(frozenset(), ASKED_AT, "local")
+    plan = decide(stepd_tree(), replace(FACTS, answer=local))
+    assert [d.process.pid for d in plan.targets] == [14, 15, 16]
