@@ -147,11 +147,12 @@ class _Run:
 
     def _plan(self, facts: Facts) -> Plan:
         """Scan /proc and decide: statuses for all, start time and cgroup only
-        for the processes no status rule spares. Without an answer in facts,
+        for processes of regular, unprotected users. Without an answer in facts,
         the plan's undecided processes are those the node cannot judge alone."""
         try:
             scan = scan_statuses(self.proc)
-            candidates = frozenset(p.pid for p in decide(scan.processes, replace(facts, answer=None)).undecided)
+            first_look = decide(scan.processes, replace(facts, answer=None))
+            candidates = frozenset(d.process.pid for d in first_look.judged())
             scan = with_details(self.proc, scan, candidates)
         except ProcError as error:
             raise _Bail(EXIT_BAILED, "proc", str(error)) from None

@@ -128,12 +128,18 @@ class Plan:
         counts = Counter(d.rule.name if d.rule else "undecided" for d in self.decisions)
         return {name: counts[name] for name in [r.name for r in RULES] + ["undecided"] if counts[name]}
 
+    def judged(self) -> tuple[Decision, ...]:
+        """Decisions about processes of regular, unprotected users: the ones an
+        administrator asks about when a process was, or was not, killed."""
+        return tuple(d for d in self.decisions if d.rule is None or d.rule.name not in _STATUS_RULES)
+
     def local_job_processes(self) -> int:
         """Processes spared because the node itself shows they are in a job."""
         return sum(1 for d in self.decisions if d.rule is not None and d.rule.name in _LOCAL_JOB_RULES)
 
 
 _LOCAL_JOB_RULES = frozenset({"in-job-cgroup", "under-slurmstepd"})
+_STATUS_RULES = frozenset({"kernel-thread", "zombie", "system-account", "protected-user"})
 
 
 def judge(process: Process, facts: Facts) -> Rule | None:

@@ -120,6 +120,7 @@ def json_document(report: RunReport, describer: Describer) -> str:
         "job_uids": list(report.job_uids),
         "slurm_seconds": report.slurm_seconds,
         "reasons": plan.count_by_reason() if plan else {},
+        "judged": [describer.fields(d, plan) for d in plan.judged()] if plan else [],
         "targets": targets,
     }
     return json.dumps(document, indent=2, sort_keys=False)

@@ -193,3 +193,52 @@ def stop_daemon(name: str) -> None:
     while daemon_pids(name) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not daemon_pids(name), f"{name} did not stop"
+
+
+def submit_escaping_job(user: TestUser) -> tuple[int, int, int]:
+    """A job whose script starts a child that escapes with setsid and a double
+    fork, as leftovers do. Returns (job id, pid of the job's sleep, pid of the
+    escaped child)."""
+    workdir = Path(tempfile.mkdtemp(prefix="leftover-e2e-job-", dir="/tmp"))
+    workdir.chmod(0o777)
+    script = (
+        f"(setsid sh -c 'echo $$ > {workdir}/escaped; exec sleep 600' </dev/null >/dev/null 2>&1 &); "
+        f"echo $$ > {workdir}/pid; exec sleep 600"
+    )
+    done = subprocess.run(
+        ["sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", "--wrap", script],
+        user=user.uid, group=grp.getgrnam(user.name).gr_gid, extra_groups=[],
+        capture_output=True, text=True, check=True,
+    )
+    job_id = int(done.stdout.strip().split(";")[0])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        files = [workdir / "pid", workdir / "escaped"]
+        if job_state(job_id) == "RUNNING" and all(f.exists() and f.read_text().strip() for f in files):
+            pids = [int(f.read_text()) for f in files]
+            shutil.rmtree(workdir)
+            return job_id, pids[0], pids[1]
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} of {user.name} did not start; state {job_state(job_id)}")
+
+
+def controller_queries() -> dict[str, int]:
+    """Client queries slurmctld has answered since the last reset (`sdiag -r`):
+    every REQUEST_*_INFO message but sdiag's own."""
+    done = subprocess.run(["sdiag"], capture_output=True, text=True, check=True)
+    section = done.stdout.split("Remote Procedure Call statistics by message type", 1)[1].split("\n\n", 1)[0]
+    counts = {}
+    for line in section.splitlines():
+        words = line.split()
+        if words and words[0].startswith("REQUEST_") and words[0].endswith("_INFO") and words[0] != "REQUEST_STATS_INFO":
+            counts[words[0]] = int(next(w for w in words if w.startswith("count:")).split(":")[1])
+    return counts
+
+
+def reset_controller_statistics() -> None:
+    subprocess.run(["sdiag", "-r"], check=True, capture_output=True)
+
+
+def slurm_up_with(proctrack: str) -> None:
+    subprocess.run([str(SLURM_UP)], check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "LEFTOVER_TEST_PROCTRACK": proctrack})

@@ -1,0 +1,101 @@
+"""The node answers for itself: job processes are recognised through their job
+cgroup (proctrack/cgroup, cgroup v1) and through slurmstepd ancestry
+(proctrack/linuxproc), and the controller is asked only when a process is
+left that no local evidence covers. RPCs are counted with sdiag."""
+
+import json
+
+import pytest
+
+from tests.e2e import cluster
+from tests.e2e.cluster import JOB, STRAY
+
+pytestmark = pytest.mark.e2e
+
+
+def judged(result) -> dict[int, str]:
+    assert result.returncode == 0, result.stderr
+    return {entry["pid"]: entry["reason"] for entry in json.loads(result.stdout)["judged"]}
+
+
+@pytest.fixture
+def linuxproc(slurm):
+    cluster.slurm_up_with("proctrack/linuxproc")
+
+
+@pytest.fixture
+def cgroup_v1(slurm):
+    cluster.slurm_up_with("proctrack/cgroup")
+    yield
+    cluster.clear_test_users()
+    cluster.slurm_up_with("proctrack/linuxproc")
+
+
+def test_idle_node_makes_no_controller_query(linuxproc, tmp_path):
+    cluster.clear_test_users()
+    cluster.reset_controller_statistics()
+    result = cluster.run_leftover(cluster.config(tmp_path), "--json")
+    assert result.returncode == 0 and not json.loads(result.stdout)["asked_slurm"]
+    assert cluster.controller_queries() == {}
+
+
+def test_node_whose_user_processes_are_all_in_jobs_makes_no_query(linuxproc, tmp_path):
+    cluster.clear_test_users()
+    job_id, job_pid = cluster.submit_job(JOB)
+    try:
+        cluster.reset_controller_statistics()
+        result = cluster.run_leftover(cluster.config(tmp_path), "--json")
+        assert cluster.controller_queries() == {}
+        assert judged(result)[job_pid] == "under-slurmstepd"
+        assert cluster.alive(job_pid)
+    finally:
+        cluster.cancel(job_id)
+
+
+def test_node_with_a_stray_asks_once(linuxproc, tmp_path):
+    cluster.clear_test_users()
+    job_id, job_pid = cluster.submit_job(JOB)
+    stray = cluster.sleeper(STRAY)
+    try:
+        cluster.reset_controller_statistics()
+        result = cluster.run_leftover(cluster.config(tmp_path), "--json")
+        report = json.loads(result.stdout)
+        assert result.returncode == 0 and report["asked_slurm"]
+        assert cluster.controller_queries()["REQUEST_JOB_INFO"] == 1
+        assert report["local_job_processes"] >= 1
+        assert cluster.wait_dead(stray.pid) and cluster.alive(job_pid)
+    finally:
+        cluster.stop([stray])
+        cluster.cancel(job_id)
+
+
+def test_escaped_child_in_job_cgroup_is_spared_by_its_cgroup(cgroup_v1, tmp_path):
+    job_id, job_pid, escaped_pid = cluster.submit_escaping_job(JOB)
+    stray = cluster.sleeper(STRAY)
+    try:
+        reasons = judged(cluster.run_leftover(cluster.config(tmp_path), "--dry-run", "--json"))
+        assert reasons[escaped_pid] == "in-job-cgroup"
+        assert reasons[job_pid] == "in-job-cgroup"
+        assert reasons[stray.pid] == "no-job-on-node"
+        result = cluster.run_leftover(cluster.config(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert cluster.wait_dead(stray.pid)
+        assert cluster.alive(escaped_pid) and cluster.alive(job_pid)
+    finally:
+        cluster.stop([stray])
+        cluster.cancel(job_id)
+
+
+def test_local_job_source_never_asks_and_still_spares_the_job(cgroup_v1, tmp_path):
+    job_id, job_pid, escaped_pid = cluster.submit_escaping_job(JOB)
+    stray = cluster.sleeper(STRAY)
+    try:
+        cluster.reset_controller_statistics()
+        result = cluster.run_leftover(cluster.config(tmp_path, job_source="local"))
+        assert result.returncode == 0, result.stderr
+        assert cluster.controller_queries() == {}
+        assert cluster.wait_dead(stray.pid)
+        assert cluster.alive(escaped_pid) and cluster.alive(job_pid)
+    finally:
+        cluster.stop([stray])
+        cluster.cancel(job_id)
