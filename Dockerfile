@@ -46,18 +46,19 @@ ARG USERNAME
 #   (Debian's python3 binary is linked statically), without naming the version.
 # binutils: strip and objdump; dpkg-dev: dpkg-shlibdeps and dpkg-deb;
 # fakeroot: root-owned files in the .deb; lintian: `make lintian`;
-# ca-certificates: the trust store pip is pointed at (PIP_CA_BUNDLE below);
-# passwd: useradd, which a minimal (debootstrap minbase) base may lack.
+# ca-certificates: the trust store pip is pointed at (PIP_CA_BUNDLE below).
 # No compiler: PyInstaller's wheels ship prebuilt bootloaders.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         make python3 python3-venv python3-dev binutils dpkg-dev fakeroot lintian \
-        ca-certificates passwd \
+        ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # Optional proxy CA. COPY needs at least one source that exists: the Dockerfile
 # always does, so with PIP_CA_BUNDLE empty this copies only the Dockerfile.
-# Declared after the apt layer so changing it does not redo apt.
+# Declared after the apt layer so changing it does not redo apt. A bundle of
+# several certificates is fine (update-ca-certificates' "rehash: skipping"
+# warning is about the hashed directory; the bundle pip reads has them all).
 ARG PIP_CA_BUNDLE=
 COPY Dockerfile ${PIP_CA_BUNDLE} /tmp/pip-ca/
 RUN if [ -n "$PIP_CA_BUNDLE" ]; then \

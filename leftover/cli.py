@@ -24,7 +24,7 @@ from leftover.log import Log
 from leftover.passwd import parse_passwd
 from leftover.protect import protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
-from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, scan_statuses, with_details
+from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, scan_statuses, with_job_cgroups, with_start_times
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
 from leftover.version import version
 
@@ -146,14 +146,17 @@ class _Run:
         return Facts(min_uid=settings.min_uid, protected_uids=protected)
 
     def _plan(self, facts: Facts) -> Plan:
-        """Scan /proc and decide: statuses for all, start time and cgroup only
-        for processes of regular, unprotected users. Without an answer in facts,
-        the plan's undecided processes are those the node cannot judge alone."""
+        """Scan /proc and decide, reading each file only where it can still
+        change a verdict: every status; the cgroup of processes that neither
+        their status nor a slurmstepd ancestor decides; the start time of those
+        only the job answer decides. Without an answer in facts, the plan's
+        undecided processes are those the node cannot judge alone."""
+        unanswered = replace(facts, answer=None)
         try:
             scan = scan_statuses(self.proc)
-            first_look = decide(scan.processes, replace(facts, answer=None))
-            candidates = frozenset(d.process.pid for d in first_look.judged())
-            scan = with_details(self.proc, scan, candidates)
+            scan = with_job_cgroups(self.proc, scan, _pids(decide(scan.processes, unanswered).undecided))
+            if facts.answer is not None:
+                scan = with_start_times(self.proc, scan, _pids(decide(scan.processes, unanswered).undecided))
         except ProcError as error:
             raise _Bail(EXIT_BAILED, "proc", str(error)) from None
         self.scan = scan
@@ -199,6 +202,10 @@ class _Run:
             metrics.write(path, metrics.render(self.report, now, last_success))
         except OSError as error:
             self.log.warning(f"cannot write metrics file {path}: {error.strerror}")
+
+
+def _pids(processes) -> frozenset[int]:
+    return frozenset(p.pid for p in processes)
 
 
 def _uid_of_name(name: str) -> int | None:

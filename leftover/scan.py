@@ -68,33 +68,42 @@ def scan_statuses(proc_root: Path) -> Scan:
     return Scan(tuple(sorted(processes, key=lambda p: p.pid)), tuple(skipped))
 
 
-def with_details(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
-    """The same scan with start time and job cgroup read for pids. One whose
-    files are gone has vanished and is dropped; one whose files are garbled is
-    dropped as skipped."""
+def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
+    """The same scan with /proc/[pid]/cgroup read for pids: the Slurm job cgroup
+    each is in, if any."""
+    return _with_file(proc_root, scan, pids, "cgroup", lambda p, raw: replace(p, job_cgroup=job_cgroup(parse_cgroup(raw))))
+
+
+def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
+    """The same scan with /proc/[pid]/stat read for pids: start time, and the
+    kernel's own kernel-thread flag."""
+
+    def update(process: Process, raw: bytes) -> Process:
+        stat = parse_stat(raw)
+        return replace(
+            process,
+            start_ticks=stat.start_ticks,
+            kernel_thread=process.kernel_thread or bool(stat.flags & PF_KTHREAD),
+        )
+
+    return _with_file(proc_root, scan, pids, "stat", update)
+
+
+def _with_file(proc_root: Path, scan: Scan, pids: frozenset[int], name: str, update) -> Scan:
+    """Read one more file for pids. A process whose file is gone has vanished
+    and is dropped; one whose file is garbled is dropped as skipped."""
     processes, skipped = [], list(scan.skipped)
     for process in scan.processes:
         if process.pid not in pids:
             processes.append(process)
             continue
-        stat_raw = _read(proc_root / str(process.pid) / "stat")
-        cgroup_raw = _read(proc_root / str(process.pid) / "cgroup")
-        if stat_raw is None or cgroup_raw is None:
+        raw = _read(proc_root / str(process.pid) / name)
+        if raw is None:
             continue
         try:
-            stat = parse_stat(stat_raw)
-            cgroup = job_cgroup(parse_cgroup(cgroup_raw))
+            processes.append(update(process, raw))
         except (ProcFormatError, CgroupFormatError) as error:
-            skipped.append(Skipped(process.pid, f"unreadable: {error}"))
-            continue
-        processes.append(
-            replace(
-                process,
-                start_ticks=stat.start_ticks,
-                kernel_thread=process.kernel_thread or bool(stat.flags & PF_KTHREAD),
-                job_cgroup=cgroup,
-            )
-        )
+            skipped.append(Skipped(process.pid, f"{name} unreadable: {error}"))
     return Scan(tuple(processes), tuple(skipped))
 
 

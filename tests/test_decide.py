@@ -7,7 +7,7 @@ import pytest
 
 from leftover.decide import RULES, Facts, JobAnswer, Verdict, decide, judge
 from leftover.process import Process
-from leftover.scan import scan_statuses, with_details
+from leftover.scan import scan_statuses, with_job_cgroups, with_start_times
 from tests.conftest import EXAMPLE_PROC
 
 ASKED_AT = 100_000
@@ -27,7 +27,8 @@ def reason(p: Process, facts: Facts = ANSWERED) -> str | None:
 
 def example_plan():
     scan = scan_statuses(EXAMPLE_PROC)
-    scan = with_details(EXAMPLE_PROC, scan, frozenset(p.pid for p in scan.processes))
+    every = frozenset(p.pid for p in scan.processes)
+    scan = with_start_times(EXAMPLE_PROC, with_job_cgroups(EXAMPLE_PROC, scan, every), every)
     return decide(scan.processes, replace(FACTS, answer=ANSWER))
 
 

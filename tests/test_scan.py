@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from leftover.scan import ProcError, read_identity, scan_statuses, with_details
+from leftover.scan import ProcError, read_identity, scan_statuses, with_job_cgroups, with_start_times
 from tests.conftest import EXAMPLE_PROC
 
 
@@ -19,18 +19,32 @@ def test_example_tree_skips_vanished_and_reports_garbled():
 
 def test_start_times_are_read_only_where_asked():
     scan = scan_statuses(EXAMPLE_PROC)
-    scan = with_details(EXAMPLE_PROC, scan, frozenset({1202, 1303}))
+    scan = with_start_times(EXAMPLE_PROC, scan, frozenset({1202, 1303}))
     by_pid = {p.pid: p for p in scan.processes}
     assert by_pid[1202].start_ticks == 1100
     assert by_pid[1201].start_ticks is None
     assert 1303 not in by_pid and [s.pid for s in scan.skipped] == [1302, 1303]
 
 
+def test_job_cgroups_are_read_only_where_asked():
+    scan = with_job_cgroups(EXAMPLE_PROC, scan_statuses(EXAMPLE_PROC), frozenset({1201, 1202}))
+    by_pid = {p.pid: p for p in scan.processes}
+    assert by_pid[1201].job_cgroup.endswith("/job_4242/step_batch")
+    assert by_pid[1202].job_cgroup is None and by_pid[1202].start_ticks is None
+
+
 def test_process_whose_stat_vanished_after_status_is_dropped(tmp_path):
     shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202")
     scan = scan_statuses(tmp_path)
     (tmp_path / "1202" / "stat").unlink()
-    assert with_details(tmp_path, scan, frozenset({1202})).processes == ()
+    assert with_start_times(tmp_path, scan, frozenset({1202})).processes == ()
+
+
+def test_garbled_cgroup_leaves_the_process_alone(tmp_path):
+    shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202")
+    (tmp_path / "1202" / "cgroup").write_bytes(b"not a cgroup line\n")
+    scan = with_job_cgroups(tmp_path, scan_statuses(tmp_path), frozenset({1202}))
+    assert scan.processes == () and scan.skipped[0].why.startswith("cgroup unreadable")
 
 
 def test_unlistable_proc_is_an_error(tmp_path):

@@ -242,3 +242,29 @@ def reset_controller_statistics() -> None:
 def slurm_up_with(proctrack: str) -> None:
     subprocess.run([str(SLURM_UP)], check=True, stdout=subprocess.DEVNULL,
                    env={**os.environ, "LEFTOVER_TEST_PROCTRACK": proctrack})
+
+
+def allocate_without_shell(user: TestUser) -> int:
+    """salloc --no-shell: an allocation on the node with no process of the
+    user's under slurmstepd (only the extern step's root-owned sleep)."""
+    done = subprocess.run(
+        ["salloc", "--no-shell", "--nodes=1"], user=user.uid, group=grp.getgrnam(user.name).gr_gid,
+        extra_groups=[], capture_output=True, text=True, check=True, cwd="/tmp",
+    )
+    job_id = int(done.stderr.split("Granted job allocation ")[1].split()[0])
+    deadline = time.monotonic() + 30
+    while job_state(job_id) != "RUNNING" or not _extern_cgroups(user, job_id):
+        assert time.monotonic() < deadline, f"allocation {job_id} did not start"
+        time.sleep(0.2)
+    return job_id
+
+
+def adopt(pid: int, user: TestUser, job_id: int) -> None:
+    """Move pid into the job's extern step cgroup in every controller, as
+    pam_slurm_adopt does with an ssh session of a user who has a job here."""
+    for procs in _extern_cgroups(user, job_id):
+        procs.write_text(f"{pid}\n")
+
+
+def _extern_cgroups(user: TestUser, job_id: int) -> list[Path]:
+    return sorted(Path("/sys/fs/cgroup").glob(f"*/slurm*/uid_{user.uid}/job_{job_id}/step_extern/cgroup.procs"))

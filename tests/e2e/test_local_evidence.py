@@ -69,14 +69,10 @@ def test_node_with_a_stray_asks_once(linuxproc, tmp_path):
         cluster.cancel(job_id)
 
 
-def test_escaped_child_in_job_cgroup_is_spared_by_its_cgroup(cgroup_v1, tmp_path):
+def test_escaped_child_of_a_job_is_spared(cgroup_v1, tmp_path):
     job_id, job_pid, escaped_pid = cluster.submit_escaping_job(JOB)
     stray = cluster.sleeper(STRAY)
     try:
-        reasons = judged(cluster.run_leftover(cluster.config(tmp_path), "--dry-run", "--json"))
-        assert reasons[escaped_pid] == "in-job-cgroup"
-        assert reasons[job_pid] == "in-job-cgroup"
-        assert reasons[stray.pid] == "no-job-on-node"
         result = cluster.run_leftover(cluster.config(tmp_path))
         assert result.returncode == 0, result.stderr
         assert cluster.wait_dead(stray.pid)
@@ -86,16 +82,23 @@ def test_escaped_child_in_job_cgroup_is_spared_by_its_cgroup(cgroup_v1, tmp_path
         cluster.cancel(job_id)
 
 
-def test_local_job_source_never_asks_and_still_spares_the_job(cgroup_v1, tmp_path):
-    job_id, job_pid, escaped_pid = cluster.submit_escaping_job(JOB)
-    stray = cluster.sleeper(STRAY)
+def test_process_adopted_into_a_job_cgroup_is_spared_by_its_cgroup_alone(cgroup_v1, tmp_path):
+    """An ssh session adopted into the job (pam_slurm_adopt) has no slurmstepd
+    ancestor, and its user none under slurmstepd either: only the cgroup shows
+    the job. job_source local proves it, since the controller is never asked."""
+    job_id = cluster.allocate_without_shell(JOB)
+    adopted, stray = cluster.sleeper(JOB), cluster.sleeper(STRAY)
+    cluster.adopt(adopted.pid, JOB, job_id)
+    conf = cluster.config(tmp_path, job_source="local")
     try:
+        reasons = judged(cluster.run_leftover(conf, "--dry-run", "--json"))
+        assert reasons[adopted.pid] == "in-job-cgroup"
+        assert reasons[stray.pid] == "no-job-on-node"
         cluster.reset_controller_statistics()
-        result = cluster.run_leftover(cluster.config(tmp_path, job_source="local"))
+        result = cluster.run_leftover(conf)
         assert result.returncode == 0, result.stderr
         assert cluster.controller_queries() == {}
-        assert cluster.wait_dead(stray.pid)
-        assert cluster.alive(escaped_pid) and cluster.alive(job_pid)
+        assert cluster.wait_dead(stray.pid) and cluster.alive(adopted.pid)
     finally:
-        cluster.stop([stray])
+        cluster.stop([stray, adopted])
         cluster.cancel(job_id)
