@@ -38,8 +38,6 @@ ARG USERNAME=build
 
 # --- env: the tools `make deb` needs ---------------------------------------
 FROM ${BASE} AS env
-ARG UID
-ARG USERNAME
 
 # python3, python3-venv: the Makefile's build venv, which gets PyInstaller from PyPI.
 # python3-dev: pulls in libpython3.X, the shared library PyInstaller bundles
@@ -69,6 +67,9 @@ RUN if [ -n "$PIP_CA_BUNDLE" ]; then \
  && rm -rf /tmp/pip-ca
 
 # The build user, so files written into the bind-mounted checkout are yours.
+# (Brought into the stage only here, so another UID does not redo the layers above.)
+ARG UID
+ARG USERNAME
 RUN getent passwd "$UID" >/dev/null \
     || useradd --create-home --user-group --shell /bin/bash --uid "$UID" "$USERNAME"
 USER ${UID}

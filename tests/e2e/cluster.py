@@ -61,11 +61,20 @@ def ensure_users() -> None:
 
 
 def clear_test_users() -> None:
-    """No process or job of a test user survives from an earlier, interrupted session."""
+    """No process or job of a test user survives from an earlier test or an
+    interrupted session; waits until every such process is gone."""
     for user in USERS:
         if user.name:
             subprocess.run(["scancel", "--user", user.name], capture_output=True)
-        subprocess.run(["pkill", "-KILL", "-U", str(user.uid)], capture_output=True)
+    uids = ",".join(str(user.uid) for user in USERS)
+    deadline = time.monotonic() + 30
+    while True:
+        subprocess.run(["pkill", "-KILL", "-U", uids], capture_output=True)
+        listed = subprocess.run(["pgrep", "-U", uids], capture_output=True, text=True).stdout.split()
+        if not [pid for pid in listed if alive(int(pid))]:
+            return
+        assert time.monotonic() < deadline, f"processes of test users will not go: {listed}"
+        time.sleep(0.1)
 
 
 def _no_passwd_entry(uid: int) -> bool:
