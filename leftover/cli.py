@@ -19,13 +19,14 @@ from pathlib import Path
 from leftover import config, lock, metrics
 from leftover.act import Actor
 from leftover.config import ConfigError, Settings
-from leftover.decide import Facts, JobAnswer, Plan, decide
+from leftover.decide import Facts, JobAnswer, Plan
 from leftover.log import Log
 from leftover.passwd import parse_passwd
 from leftover.protect import protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
-from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, scan_statuses, with_job_cgroups, with_start_times
+from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
+from leftover.survey import survey
 from leftover.version import version
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG = 0, 1, 2
@@ -146,22 +147,13 @@ class _Run:
         return Facts(min_uid=settings.min_uid, protected_uids=protected)
 
     def _plan(self, facts: Facts) -> Plan:
-        """Scan /proc and decide, reading each file only where it can still
-        change a verdict: every status; the cgroup of processes that neither
-        their status nor a slurmstepd ancestor decides; the start time of those
-        only the job answer decides. Without an answer in facts, the plan's
-        undecided processes are those the node cannot judge alone."""
-        unanswered = replace(facts, answer=None)
         try:
-            scan = scan_statuses(self.proc)
-            scan = with_job_cgroups(self.proc, scan, _pids(decide(scan.processes, unanswered).undecided))
-            if facts.answer is not None:
-                scan = with_start_times(self.proc, scan, _pids(decide(scan.processes, unanswered).undecided))
+            looked = survey(self.proc, facts)
         except ProcError as error:
             raise _Bail(EXIT_BAILED, "proc", str(error)) from None
-        self.scan = scan
-        self.report.scanned = len(scan.processes)
-        return decide(scan.processes, facts)
+        self.scan = looked.scan
+        self.report.scanned = len(looked.scan.processes)
+        return looked.plan
 
     def _plan_with_squeue(self, facts: Facts, settings: Settings) -> Plan:
         """Some process is outside every job the node shows: ask squeue, then
@@ -202,10 +194,6 @@ class _Run:
             metrics.write(path, metrics.render(self.report, now, last_success))
         except OSError as error:
             self.log.warning(f"cannot write metrics file {path}: {error.strerror}")
-
-
-def _pids(processes) -> frozenset[int]:
-    return frozenset(p.pid for p in processes)
 
 
 def _uid_of_name(name: str) -> int | None:
