@@ -6,6 +6,7 @@ raises ProcFormatError, and the caller leaves that process alone.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 PF_KTHREAD = 0x00200000
 KTHREADD_PID = 2
@@ -15,9 +16,9 @@ class ProcFormatError(ValueError):
     """A status or stat file that does not have the shape the kernel gives it."""
 
 
-@dataclass(frozen=True)
-class Process:
-    """One process (thread-group leader) on the node.
+class Process(NamedTuple):
+    """One process (thread-group leader) on the node. A NamedTuple, not a
+    dataclass: the scan makes one per process, and this is cheaper to build.
 
     uids are (real, effective, saved, filesystem). start_ticks is field 22 of
     /proc/[pid]/stat, clock ticks since boot on CLOCK_BOOTTIME; None until read.
@@ -51,41 +52,44 @@ class Stat:
 
 def parse_status(pid: int, raw: bytes) -> Process:
     """Parse /proc/[pid]/status. Raises ProcFormatError if a needed field is
-    missing, repeated or malformed."""
-    fields: dict[bytes, bytes] = {}
-    for line in raw.split(b"\n"):
-        key, sep, value = line.partition(b":")
-        if not sep or key not in _STATUS_KEYS:
-            continue
-        if key in fields:
-            raise ProcFormatError(f"field {key.decode()} appears twice")
-        fields[key] = value.strip(b" \t")
-    missing = [k.decode() for k in _REQUIRED_STATUS_KEYS if k not in fields]
-    if missing:
-        raise ProcFormatError(f"missing {', '.join(missing)}")
-    state = fields[b"State"][:1].decode("ascii", "replace")
+    missing or malformed. Each field is found with bytes.find, since the whole
+    scan's cost is mostly this function, once per process; the kernel writes
+    each field once, and the first occurrence is the one taken."""
+    name = _field(raw, b"Name")
+    state = _field(raw, b"State")[:1].decode("ascii", "replace")
     if not state.isalpha():
         raise ProcFormatError("State is not a letter")
-    ppid = _decimal(fields[b"PPid"], "PPid")
-    uid_words = fields[b"Uid"].split()
-    if len(uid_words) != 4:
-        raise ProcFormatError("Uid does not have four values")
-    uids = tuple(_decimal(word, "Uid") for word in uid_words)
-    kthread = fields.get(b"Kthread")
+    ppid = _decimal(_field(raw, b"PPid"), "PPid")
+    uid_words = _field(raw, b"Uid").split()
+    if len(uid_words) != 4 or not b"".join(uid_words).isdigit():
+        raise ProcFormatError("Uid does not have four numbers")
+    uids = tuple(map(int, uid_words))
+    if max(uids) > _MAX_ID:
+        raise ProcFormatError("Uid is out of range")
+    kthread = _field(raw, b"Kthread", required=False)
     if kthread is None:
         kernel_thread = pid == KTHREADD_PID or ppid == KTHREADD_PID
     elif kthread in (b"0", b"1"):
         kernel_thread = kthread == b"1"
     else:
         raise ProcFormatError("Kthread is not 0 or 1")
-    return Process(
-        pid=pid,
-        name=_unescape_name(fields[b"Name"]),
-        state=state,
-        ppid=ppid,
-        uids=uids,  # type: ignore[arg-type]
-        kernel_thread=kernel_thread,
-    )
+    return Process(pid, _unescape_name(name), state, ppid, uids, kernel_thread)  # type: ignore[arg-type]
+
+
+def _field(raw: bytes, key: bytes, required: bool = True) -> bytes | None:
+    """The value of the first `key:` line, tabs and spaces stripped."""
+    head = key + b":"
+    if raw.startswith(head):
+        start = len(head)
+    else:
+        found = raw.find(b"\n" + head)
+        if found < 0:
+            if required:
+                raise ProcFormatError(f"missing {key.decode()}")
+            return None
+        start = found + len(head) + 1
+    end = raw.find(b"\n", start)
+    return raw[start : len(raw) if end < 0 else end].strip(b" \t")
 
 
 def parse_stat(raw: bytes) -> Stat:
@@ -109,13 +113,11 @@ def parse_stat(raw: bytes) -> Stat:
     )
 
 
-_REQUIRED_STATUS_KEYS = (b"Name", b"State", b"PPid", b"Uid")
-_STATUS_KEYS = frozenset(_REQUIRED_STATUS_KEYS + (b"Kthread",))
 _MAX_ID = 2**32 - 1
 
 
 def _decimal(word: bytes, what: str) -> int:
-    if not word.isdigit() or not word.isascii():
+    if not word.isdigit():
         raise ProcFormatError(f"{what} is not a number")
     value = int(word)
     if value > _MAX_ID and what not in ("flags", "starttime"):
@@ -126,6 +128,8 @@ def _decimal(word: bytes, what: str) -> int:
 def _unescape_name(value: bytes) -> str:
     """The kernel writes Name with '\\n' and '\\\\' escaped; undo only that and
     keep every other byte (undecodable ones as surrogates) for the log to escape."""
+    if b"\\" not in value:
+        return value.decode("utf-8", "surrogateescape")
     out = bytearray()
     i = 0
     while i < len(value):

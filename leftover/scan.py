@@ -9,7 +9,7 @@ process is left alone. Only a /proc that cannot be listed at all is an error.
 import errno
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from leftover.cgroup import CgroupFormatError, job_cgroup, parse_cgroup
@@ -56,7 +56,7 @@ def scan_statuses(proc_root: Path) -> Scan:
         if not name.isdigit():
             continue
         pid = int(name)
-        raw = _read(proc_root / name / "status")
+        raw = _read(f"{proc_root}/{name}/status")
         if raw is None:
             continue
         try:
@@ -71,7 +71,7 @@ def scan_statuses(proc_root: Path) -> Scan:
 def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
     """The same scan with /proc/[pid]/cgroup read for pids: the Slurm job cgroup
     each is in, if any."""
-    return _with_file(proc_root, scan, pids, "cgroup", lambda p, raw: replace(p, job_cgroup=job_cgroup(parse_cgroup(raw))))
+    return _with_file(proc_root, scan, pids, "cgroup", lambda p, raw: p._replace(job_cgroup=job_cgroup(parse_cgroup(raw))))
 
 
 def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
@@ -80,8 +80,7 @@ def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
 
     def update(process: Process, raw: bytes) -> Process:
         stat = parse_stat(raw)
-        return replace(
-            process,
+        return process._replace(
             start_ticks=stat.start_ticks,
             kernel_thread=process.kernel_thread or bool(stat.flags & PF_KTHREAD),
         )
@@ -97,7 +96,7 @@ def _with_file(proc_root: Path, scan: Scan, pids: frozenset[int], name: str, upd
         if process.pid not in pids:
             processes.append(process)
             continue
-        raw = _read(proc_root / str(process.pid) / name)
+        raw = _read(f"{proc_root}/{process.pid}/{name}")
         if raw is None:
             continue
         try:
@@ -110,22 +109,29 @@ def _with_file(proc_root: Path, scan: Scan, pids: frozenset[int], name: str, upd
 def read_identity(proc_root: Path, pid: int) -> Process | None:
     """A fresh look at one process, start time included; None if it is gone or
     cannot be read with certainty (the caller must then leave it alone)."""
-    status, stat = _read(proc_root / str(pid) / "status"), _read(proc_root / str(pid) / "stat")
+    status, stat = _read(f"{proc_root}/{pid}/status"), _read(f"{proc_root}/{pid}/stat")
     if status is None or stat is None:
         return None
     try:
-        return replace(parse_status(pid, status), start_ticks=parse_stat(stat).start_ticks)
+        return parse_status(pid, status)._replace(start_ticks=parse_stat(stat).start_ticks)
     except ProcFormatError:
         return None
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str) -> bytes | None:
     """The whole file, or None if the process it describes is gone."""
     try:
-        with open(path, "rb", buffering=0) as handle:
-            raw = handle.read(65536)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as error:
         if error.errno in _VANISHED or error.errno == errno.ENOTDIR:
             return None
         raise ProcError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        raw = os.read(fd, 65536)
+    except OSError as error:
+        if error.errno in _VANISHED or error.errno == errno.ENOTDIR:
+            return None
+        raise ProcError(f"cannot read {path}: {error.strerror}") from None
+    finally:
+        os.close(fd)
     return raw or None

@@ -26,9 +26,13 @@ def survey(proc_root: Path, facts: Facts) -> Survey:
     undecided processes are those the node cannot judge by itself."""
     unanswered = replace(facts, answer=None)
     scan = scan_statuses(proc_root)
-    scan = with_job_cgroups(proc_root, scan, _pids(decide(scan.processes, unanswered).undecided))
-    if facts.answer is not None:
-        scan = with_start_times(proc_root, scan, _pids(decide(scan.processes, unanswered).undecided))
+    plan = decide(scan.processes, unanswered)
+    if plan.undecided:
+        scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided))
+        plan = decide(scan.processes, unanswered)
+    if facts.answer is None:
+        return Survey(plan, scan)
+    scan = with_start_times(proc_root, scan, _pids(plan.undecided))
     return Survey(decide(scan.processes, facts), scan)
 
 

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,7 +100,7 @@ def test_a_process_whose_start_time_differs_is_left_alone(children, pidfds):
     child = start()
     children.append(child)
     decision = planned(child)
-    impostor = Decision(replace(decision.process, start_ticks=decision.process.start_ticks - 1), TARGET_RULE)
+    impostor = Decision(decision.process._replace(start_ticks=decision.process.start_ticks - 1), TARGET_RULE)
     said = Said()
     worker = actor(said)
     worker.pidfds = pidfds
@@ -114,7 +113,7 @@ def test_a_process_whose_uids_changed_is_left_alone(children):
     child = start()
     children.append(child)
     decision = planned(child)
-    changed = Decision(replace(decision.process, uids=(4321,) * 4), TARGET_RULE)
+    changed = Decision(decision.process._replace(uids=(4321,) * 4), TARGET_RULE)
     assert [o.result for o in actor(Said()).carry_out([changed], grace_seconds=1)] == [Result.CHANGED]
     assert child.poll() is None
 

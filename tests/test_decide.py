@@ -114,12 +114,12 @@ def stepd_tree():
     a user process that names itself slurmstepd."""
     return [
         process(pid=10, uids=(0,) * 4, start_ticks=1),
-        replace(process(pid=11, uids=(0,) * 4), name="slurmstepd", ppid=10),
-        replace(process(pid=12, uids=(3001,) * 4), ppid=11),
-        replace(process(pid=13, uids=(3001,) * 4), ppid=12),
-        replace(process(pid=14, uids=(3002,) * 4), ppid=1),
-        replace(process(pid=15, uids=(3003,) * 4), name="slurmstepd", ppid=1),
-        replace(process(pid=16, uids=(3003,) * 4), ppid=15),
+        process(pid=11, uids=(0,) * 4)._replace(name="slurmstepd", ppid=10),
+        process(pid=12, uids=(3001,) * 4)._replace(ppid=11),
+        process(pid=13, uids=(3001,) * 4)._replace(ppid=12),
+        process(pid=14, uids=(3002,) * 4)._replace(ppid=1),
+        process(pid=15, uids=(3003,) * 4)._replace(name="slurmstepd", ppid=1),
+        process(pid=16, uids=(3003,) * 4)._replace(ppid=15),
     ]
 
 
@@ -133,13 +133,13 @@ def test_descendants_of_root_slurmstepd_are_job_processes_without_asking():
 
 
 def test_a_uid_with_a_local_job_spares_its_other_processes():
-    tree = stepd_tree() + [replace(process(pid=17, uids=(3001,) * 4), ppid=1)]
+    tree = stepd_tree() + [process(pid=17, uids=(3001,) * 4)._replace(ppid=1)]
     plan = decide(tree, FACTS)
     assert judge(tree[-1], plan.facts).name == "uid-has-local-job"
 
 
 def test_job_cgroup_spares_and_marks_the_uid():
-    in_job = replace(process(pid=20, uids=(3005,) * 4), job_cgroup="/slurm/uid_3005/job_1/step_0")
+    in_job = process(pid=20, uids=(3005,) * 4)._replace(job_cgroup="/slurm/uid_3005/job_1/step_0")
     outside = process(pid=21, uids=(3005,) * 4)
     plan = decide([in_job, outside], FACTS)
     assert [d.rule.name for d in plan.decisions] == ["in-job-cgroup", "uid-has-local-job"]
@@ -147,7 +147,7 @@ def test_job_cgroup_spares_and_marks_the_uid():
 
 
 def test_parent_cycles_do_not_hang_the_ancestry_walk():
-    looped = [replace(process(pid=30), ppid=31), replace(process(pid=31), ppid=30)]
+    looped = [process(pid=30)._replace(ppid=31), process(pid=31)._replace(ppid=30)]
     assert [p.pid for p in decide(looped, FACTS).undecided] == [30, 31]
 
 

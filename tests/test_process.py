@@ -57,6 +57,11 @@ def test_kernel_thread_flag_in_stat():
     assert parse_stat(fixture_bytes(7, "stat")).flags & 0x00200000
 
 
+def test_first_occurrence_of_a_field_is_taken():
+    raw = fixture_bytes(1202, "status") + b"Uid:\t0\t0\t0\t0\n"
+    assert parse_status(1202, raw).uids == (2002, 2002, 2002, 2002)
+
+
 def test_truncated_status_is_an_error():
     with pytest.raises(ProcFormatError, match="missing"):
         parse_status(1302, fixture_bytes(1302, "status"))
@@ -76,7 +81,7 @@ def test_garbled_stat_is_an_error():
         (b"PPid:\t1", b"PPid:\tone"),
         (b"State:\tS (sleeping)", b"State:\t? (what)"),
         (b"Kthread:\t0", b"Kthread:\tmaybe"),
-        (b"Name:\tpython3\n", b"Name:\tpython3\nUid:\t0\t0\t0\t0\n"),
+        (b"PPid:\t1", b"PPid:\t"),
     ],
 )
 def test_malformed_status_fields_are_errors(replace_from, replace_to):
