@@ -9,7 +9,7 @@
 #
 # `--target package` instead copies the build context into the image and runs
 # `make deb` there: the image builds only if the package does, and the .deb is
-# left in /src/dist. packaging/container-check does this with podman (no Docker
+# left in /src/dist. debian/container-check does this with podman (no Docker
 # engine needed) and copies the .deb out.
 #
 # Build arguments:

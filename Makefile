@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv libpython3.11 procps util-linux \
-    dpkg-dev fakeroot binutils lintian man-db
+    dpkg-dev fakeroot binutils lintian man-db debootstrap podman
 EXAMPLE := fixtures/example-node
 
-.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian
+.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench
 
 VERSION := $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 PACKAGE ?= leftover
@@ -59,8 +59,19 @@ deb:
 	    echo "deb: RELEASE=$$RELEASE but pyproject.toml says $(VERSION); change the version there" >&2; exit 1; fi
 	@if [ "$(PACKAGE)" = scicomp-leftover ]; then \
 	    echo "deb: this package is named leftover and replaces scicomp-leftover; unset PACKAGE" >&2; exit 1; fi
-	VERSION=$(VERSION) PACKAGE=$(PACKAGE) packaging/build-deb
+	VERSION=$(VERSION) PACKAGE=$(PACKAGE) debian/build-deb
 	@echo "deb: wrote $(DEB)"
+
+## container-check: build the Dockerfile with podman on a debootstrapped Debian 12
+## base (no Docker engine needed) and copy the .deb it makes to build/container/.
+## CAs the site added under /usr/local/share/ca-certificates (a TLS-intercepting
+## proxy's) are trusted inside the image too.
+container-check:
+	@mkdir -p build
+	@cas=$$(ls /usr/local/share/ca-certificates/*.crt 2>/dev/null || true); \
+	if [ -z "$${PIP_CA_BUNDLE:-}" ] && [ -n "$$cas" ]; then \
+	    cat $$cas > build/site-ca.pem; export PIP_CA_BUNDLE=build/site-ca.pem; fi; \
+	debian/container-check build/container
 
 ## lintian: build the .deb and have lintian check it (no error, no warning allowed)
 lintian: deb
