@@ -73,6 +73,10 @@ container-check:
 	    cat $$cas > build/site-ca.pem; export PIP_CA_BUNDLE=build/site-ca.pem; fi; \
 	debian/container-check build/container
 
+## bench: the cost of a run, as one table (root, for the real /proc and Slurm parts)
+bench: deps cluster deb
+	$(VPY) -m tests.bench.bench
+
 ## lintian: build the .deb and have lintian check it (no error, no warning allowed)
 lintian: deb
 	lintian --fail-on error,warning --display-info $(DEB)

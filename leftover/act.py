@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import Path
 
 from leftover.decide import Decision
+from leftover.interrupt import Interrupted
 from leftover.scan import ProcError, read_identity
 
 OWN_PROC = Path("/proc")  # pids, pidfds and this /proc share one namespace
@@ -31,6 +32,8 @@ class Result(Enum):
     TERMINATED = "terminated"  # exited within the grace period after SIGTERM
     KILLED = "killed"  # SIGKILL sent after the grace period, and it exited
     UNKILLABLE = "unkillable"  # still present after SIGKILL (uninterruptible sleep)
+    SIGTERM_ONLY = "sigterm-only"  # leftover was stopped after SIGTERM, before the grace ended
+    NOT_SIGNALLED = "not-signalled"  # leftover was stopped before signalling it
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class _Target:
         self.decision = decision
         self.pidfd = pidfd
         self.result: Result | None = None
+        self.sigterm_sent = False
 
     @property
     def pid(self) -> int:
@@ -100,31 +104,58 @@ class Actor:
         self.fallback_said = False
 
     def carry_out(self, targets: Sequence[Decision], grace_seconds: float) -> list[Outcome]:
-        handles = [self._open(decision) for decision in targets]
+        """Signal targets. If leftover is stopped meanwhile (Interrupted), it
+        says which targets got SIGTERM and which got nothing, then re-raises
+        with the outcomes attached."""
+        handles: list[_Target] = []
         try:
-            live = [h for h in handles if h.result is None]
-            for handle in live:
-                if handle.send(signal.SIGTERM):
-                    self.report("info", f"sent SIGTERM to {self.describe(handle.decision)}")
-                else:
-                    self._gone(handle)
-            live = self._wait([h for h in live if h.result is None], grace_seconds, Result.TERMINATED)
-            for handle in live:
-                if handle.send(signal.SIGKILL):
-                    self.report("info", f"sent SIGKILL to {self.describe(handle.decision)}: still alive {grace_seconds:g}s after SIGTERM")
-                else:
-                    handle.result = Result.TERMINATED
-            live = self._wait([h for h in live if h.result is None], KILL_WAIT_SECONDS, Result.KILLED)
-            for handle in live:
-                handle.result = Result.UNKILLABLE
-                self.report(
-                    "warning",
-                    f"{self.describe(handle.decision)} is still present {KILL_WAIT_SECONDS:g}s after SIGKILL; the next run tries again",
-                )
+            for decision in targets:
+                handles.append(self._open(decision))
+            self._terminate_then_kill([h for h in handles if h.result is None], grace_seconds)
+        except Interrupted as stop:
+            self._account_for(stop, targets, handles)
+            raise
         finally:
             for handle in handles:
                 handle.close()
         return [Outcome(h.decision, h.result) for h in handles]
+
+    def _terminate_then_kill(self, live: list[_Target], grace_seconds: float) -> None:
+        for handle in live:
+            if handle.send(signal.SIGTERM):
+                handle.sigterm_sent = True
+                self.report("info", f"sent SIGTERM to {self.describe(handle.decision)}")
+            else:
+                self._gone(handle)
+        live = self._wait([h for h in live if h.result is None], grace_seconds, Result.TERMINATED)
+        for handle in live:
+            if handle.send(signal.SIGKILL):
+                self.report("info", f"sent SIGKILL to {self.describe(handle.decision)}: still alive {grace_seconds:g}s after SIGTERM")
+            else:
+                handle.result = Result.TERMINATED
+        live = self._wait([h for h in live if h.result is None], KILL_WAIT_SECONDS, Result.KILLED)
+        for handle in live:
+            handle.result = Result.UNKILLABLE
+            self.report(
+                "warning",
+                f"{self.describe(handle.decision)} is still present {KILL_WAIT_SECONDS:g}s after SIGKILL; the next run tries again",
+            )
+
+    def _account_for(self, stop: Interrupted, targets: Sequence[Decision], handles: list[_Target]) -> None:
+        opened = {h.pid for h in handles}
+        for handle in handles:
+            if handle.result is None:
+                handle.result = Result.SIGTERM_ONLY if handle.sigterm_sent else Result.NOT_SIGNALLED
+        stop.outcomes = [Outcome(h.decision, h.result) for h in handles] + [
+            Outcome(d, Result.NOT_SIGNALLED) for d in targets if d.process.pid not in opened
+        ]
+        termed = sorted(o.decision.process.pid for o in stop.outcomes if o.result is Result.SIGTERM_ONLY)
+        untouched = sorted(o.decision.process.pid for o in stop.outcomes if o.result is Result.NOT_SIGNALLED)
+        self.report(
+            "warning",
+            f"stopped by {stop.name} during the kill phase: SIGTERM sent but no SIGKILL to pids {_pids(termed)}; "
+            f"nothing sent to pids {_pids(untouched)}; the next run decides again",
+        )
 
     def _open(self, decision: Decision) -> _Target:
         pidfd = None
@@ -177,6 +208,10 @@ class Actor:
                 _readable(fds, remaining)
             else:
                 time.sleep(min(0.05, remaining))
+
+
+def _pids(pids: list[int]) -> str:
+    return ",".join(map(str, pids)) or "none"
 
 
 def _readable(fds: list[int], seconds: float) -> list[int]:

@@ -20,6 +20,7 @@ from leftover import config, lock, metrics
 from leftover.act import Actor
 from leftover.config import ConfigError, Settings
 from leftover.decide import Facts, JobAnswer, Plan
+from leftover.interrupt import Interrupted, stop_signals_raise
 from leftover.log import Log
 from leftover.passwd import parse_passwd
 from leftover.protect import protected_uids, user_names
@@ -29,7 +30,7 @@ from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
 from leftover.survey import survey
 from leftover.version import version
 
-EXIT_OK, EXIT_BAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
 
 
 class _Bail(Exception):
@@ -44,8 +45,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="leftover",
         description="Kill processes of users who hold no Slurm job on this node.",
-        epilog="Exit status: 0 run completed, 1 bailed out at run time, 2 usage or config error. "
-        "Whenever it is not 0, nothing was signalled.",
+        epilog="Exit status: 0 run completed, 1 bailed out at run time, 2 usage or config error "
+        "(after 1 and 2, nothing was signalled), 3 stopped by a signal during the kill phase (the log says "
+        "which targets got SIGTERM and which got nothing).",
     )
     parser.add_argument("--config", type=Path, help=f"config file (default {config.DEFAULT_PATH})")
     parser.add_argument("--dry-run", action="store_true", help="do everything but send signals; print the plan")
@@ -66,11 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     report = RunReport(version=version(), dry_run=arguments.dry_run)
     run = _Run(arguments, log, report)
     try:
-        run.run()
+        with stop_signals_raise():
+            run.run()
     except _Bail as bail:
         report.exit_code, report.bailed_out, report.bailed_out_label = bail.code, bail.why, bail.label
+    except Interrupted as stop:
+        report.outcomes = stop.outcomes
+        if any(o.result.value not in ("not-signalled", "gone", "changed") for o in stop.outcomes):
+            report.exit_code, report.stopped = EXIT_STOPPED, f"stopped by {stop.name} during the kill phase"
+        else:
+            report.exit_code, report.bailed_out, report.bailed_out_label = EXIT_BAILED, f"stopped by {stop.name}", "stopped"
     report.duration = time.monotonic() - started
-    (log.error if report.bailed_out else log.info)(summary(report))
+    (log.error if report.bailed_out or report.stopped else log.info)(summary(report))
     run.write_metrics()
     run.release_lock()
     if arguments.json:

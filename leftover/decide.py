@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import NamedTuple
 
 from leftover.process import Process
 
@@ -105,8 +106,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     process: Process
     rule: Rule | None  # None: undecided until the job answer is known
 

@@ -5,6 +5,8 @@ field and never crash on hostile bytes: anything they cannot read with certainty
 raises ProcFormatError, and the caller leaves that process alone.
 """
 
+import functools
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -60,12 +62,7 @@ def parse_status(pid: int, raw: bytes) -> Process:
     if not state.isalpha():
         raise ProcFormatError("State is not a letter")
     ppid = _decimal(_field(raw, b"PPid"), "PPid")
-    uid_words = _field(raw, b"Uid").split()
-    if len(uid_words) != 4 or not b"".join(uid_words).isdigit():
-        raise ProcFormatError("Uid does not have four numbers")
-    uids = tuple(map(int, uid_words))
-    if max(uids) > _MAX_ID:
-        raise ProcFormatError("Uid is out of range")
+    uids = _uids(_field(raw, b"Uid"))
     kthread = _field(raw, b"Kthread", required=False)
     if kthread is None:
         kernel_thread = pid == KTHREADD_PID or ppid == KTHREADD_PID
@@ -73,7 +70,20 @@ def parse_status(pid: int, raw: bytes) -> Process:
         kernel_thread = kthread == b"1"
     else:
         raise ProcFormatError("Kthread is not 0 or 1")
-    return Process(pid, _unescape_name(name), state, ppid, uids, kernel_thread)  # type: ignore[arg-type]
+    return Process(pid, sys.intern(_unescape_name(name)), state, ppid, uids, kernel_thread)
+
+
+@functools.lru_cache(maxsize=4096)
+def _uids(field: bytes) -> tuple[int, int, int, int]:
+    """The four UIDs of a Uid: line. Cached: a node has far fewer distinct UID
+    lines than processes, and one shared tuple each keeps a big scan small."""
+    words = field.split()
+    if len(words) != 4 or not b"".join(words).isdigit():
+        raise ProcFormatError("Uid does not have four numbers")
+    uids = tuple(map(int, words))
+    if max(uids) > _MAX_ID:
+        raise ProcFormatError("Uid is out of range")
+    return uids  # type: ignore[return-value]
 
 
 def _field(raw: bytes, key: bytes, required: bool = True) -> bytes | None:

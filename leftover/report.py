@@ -23,7 +23,8 @@ class RunReport:
     dry_run: bool
     exit_code: int = 0
     bailed_out: str | None = None
-    bailed_out_label: str | None = None  # config, lock, passwd, proc, slurm, metrics
+    bailed_out_label: str | None = None  # config, lock, passwd, proc, slurm, stopped
+    stopped: str | None = None  # stopped by a signal after the kill phase began
     duration: float = 0.0
     job_source: str = "squeue"
     scanned: int = 0
@@ -71,6 +72,7 @@ def summary(report: RunReport) -> str:
     """The one line per run that says what was found and done."""
     if report.bailed_out:
         return f"bailed out, nothing signalled: {report.bailed_out}"
+    prefix = f"{report.stopped}; " if report.stopped else ""
     plan = report.plan
     targets = len(plan.targets) if plan else 0
     local = plan.local_job_processes() if plan else 0
@@ -86,7 +88,7 @@ def summary(report: RunReport) -> str:
     else:
         results = Counter(outcome.result.value for outcome in report.outcomes)
         done = ", ".join(f"{n} {name}" for name, n in sorted(results.items())) or "nothing signalled"
-    return f"scanned {report.scanned} processes, {local} inside jobs, {targets} target(s); {slurm}; {done}"
+    return f"{prefix}scanned {report.scanned} processes, {local} inside jobs, {targets} target(s); {slurm}; {done}"
 
 
 def dry_run_listing(report: RunReport, describer: Describer) -> str:
@@ -110,6 +112,7 @@ def json_document(report: RunReport, describer: Describer) -> str:
         "exit_code": report.exit_code,
         "bailed_out": report.bailed_out,
         "bailed_out_reason": report.bailed_out_label,
+        "stopped": report.stopped,
         "duration_seconds": round(report.duration, 6),
         "scanned": report.scanned,
         "skipped": report.skipped,

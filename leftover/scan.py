@@ -16,6 +16,7 @@ from leftover.cgroup import CgroupFormatError, job_cgroup, parse_cgroup
 from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_stat, parse_status
 
 _VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL)
+_CHUNK = 4096  # one page: a larger read buffer per file fragments the heap badly
 
 
 class ProcError(Exception):
@@ -127,7 +128,12 @@ def _read(path: str) -> bytes | None:
             return None
         raise ProcError(f"cannot read {path}: {error.strerror}") from None
     try:
-        raw = os.read(fd, 65536)
+        raw = os.read(fd, _CHUNK)
+        while len(raw) % _CHUNK == 0 and raw:  # a long Groups: line, say
+            more = os.read(fd, _CHUNK)
+            if not more:
+                break
+            raw += more
     except OSError as error:
         if error.errno in _VANISHED or error.errno == errno.ENOTDIR:
             return None

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from leftover.act import Actor, Result
 from leftover.decide import RULES, Decision
+from leftover.interrupt import Interrupted, stop_signals_raise
 from leftover.scan import read_identity
 
 TARGET_RULE = RULES[-1]
@@ -135,3 +137,30 @@ def test_pidfds_are_closed_after_the_run(children):
     before = len(os.listdir("/proc/self/fd"))
     actor(Said()).carry_out([planned(child)], grace_seconds=2)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_stopped_during_the_grace_says_what_was_and_was_not_done(children):
+    stubborn = start(IGNORES_TERM)
+    children.append(stubborn)
+    gone = start()
+    planned_gone = planned(gone)
+    gone.kill()
+    gone.wait()
+    said = Said()
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(Interrupted) as stop, stop_signals_raise():
+        actor(said).carry_out([planned(stubborn), planned_gone], grace_seconds=30)
+    assert {o.decision.process.pid: o.result for o in stop.value.outcomes} == {
+        stubborn.pid: Result.SIGTERM_ONLY,
+        gone.pid: Result.GONE,
+    }
+    assert stubborn.poll() is None  # no SIGKILL after the stop
+    expected = f"stopped by SIGTERM during the kill phase: SIGTERM sent but no SIGKILL to pids {stubborn.pid}; nothing sent to pids none"
+    assert expected in said.text()
+
+
+def test_stop_signals_are_restored_afterwards():
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_signals_raise():
+        assert signal.getsignal(signal.SIGTERM) is not before
+    assert signal.getsignal(signal.SIGTERM) is before

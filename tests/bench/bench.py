@@ -71,7 +71,7 @@ def peak_rss(proc_root: Path, directory: Path) -> int:
     conf.write_text(json.dumps({"job_source": "local"}))
     conf.chmod(0o644)
     command = [str(FROZEN)] if FROZEN.exists() else [sys.executable, "-m", "leftover"]
-    child = subprocess.Popen([*command, "--dry-run", "--json", "--no-splay", "--config", str(conf), "--proc", str(proc_root)],
+    child = subprocess.Popen([*command, "--dry-run", "--no-splay", "--config", str(conf), "--proc", str(proc_root)],
                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -116,8 +116,9 @@ def startup() -> None:
             times.append(time.perf_counter() - began)
         return statistics.median(times)
 
-    bare = median_run(["python3", "-S", "-c", "pass"])
-    row("start-up: python3 -S -c pass", f"{bare * 1000:.1f} ms")
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    bare = median_run([python, "-S", "-c", "pass"])
+    row(f"start-up: {python} -S -c pass", f"{bare * 1000:.1f} ms")
     if FROZEN.exists():
         frozen = median_run([str(FROZEN), "--version"])
         row("start-up: frozen onedir binary --version", f"{frozen * 1000:.1f} ms, {frozen / bare:.1f} x python3 -S")
