@@ -7,7 +7,7 @@ DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv libpyth
     dpkg-dev fakeroot binutils lintian man-db debootstrap podman
 EXAMPLE := fixtures/example-node
 
-.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench
+.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench soak
 
 VERSION := $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 PACKAGE ?= leftover
@@ -76,6 +76,10 @@ container-check:
 ## bench: the cost of a run, as one table (root, for the real /proc and Slurm parts)
 bench: deps cluster deb
 	$(VPY) -m tests.bench.bench
+
+## soak: the race soak against the real test cluster (LEFTOVER_SOAK_SECONDS, default 300)
+soak: deps cluster
+	$(VPY) -m tests.soak.soak
 
 ## lintian: build the .deb and have lintian check it (no error, no warning allowed)
 lintian: deb

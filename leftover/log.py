@@ -5,6 +5,7 @@ Every message is one line. Text that users control (process names) goes
 through printable() first, so it can neither forge a log line nor flood one.
 """
 
+import socket
 import sys
 import syslog
 
@@ -40,11 +41,17 @@ def printable(text: str, limit: int = MAX_NAME) -> str:
 
 
 class Log:
-    def __init__(self, to_stderr: bool) -> None:
+    def __init__(self, to_stderr: bool, dev_log: str = "/dev/log") -> None:
         self.to_stderr = to_stderr
         self.level = "info"
         syslog.openlog("leftover", syslog.LOG_PID, syslog.LOG_DAEMON)
         self.set_level("info")
+        problem = _unreachable(dev_log)
+        if problem:
+            # syslog(3) drops lines it cannot deliver without a word: say so,
+            # and keep every line on stderr, which cron mails to root.
+            self.to_stderr = True
+            self.warning(f"no syslog at {dev_log} ({problem}); logging to stderr instead")
 
     def set_level(self, level: str) -> None:
         self.level = level
@@ -67,3 +74,15 @@ class Log:
         syslog.syslog(_PRIORITIES[level], line)
         if self.to_stderr and _PRIORITIES[level] <= _PRIORITIES[self.level]:
             print(f"leftover: {level}: {line}", file=sys.stderr, flush=True)
+
+
+def _unreachable(dev_log: str) -> str | None:
+    """Why a datagram cannot be sent to the syslog socket, or None if it can."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        probe.connect(dev_log)
+    except OSError as error:
+        return error.strerror or str(error)
+    finally:
+        probe.close()
+    return None

@@ -18,6 +18,7 @@ from leftover.squeue import SlurmOutputError, parse_job_uids, parse_node_names
 
 SLURM_PREFIXES = (Path("/usr/bin"), Path("/usr/local/bin"), Path("/opt/slurm/bin"))
 _KEPT_ENVIRONMENT = ("SLURM_CONF", "PATH", "HOME", "TZ")
+MAX_OUTPUT = 1 << 20  # one UID line per job on one node: far below this
 
 
 class SlurmError(Exception):
@@ -94,6 +95,8 @@ def _run(argv: list[str], timeout: float) -> str:
         raise SlurmError(f"{command} was killed by signal {-done.returncode}")
     if done.returncode != 0:
         raise SlurmError(f"{command} exited {done.returncode}: {_last_line(done.stderr)}")
+    if len(done.stdout) > MAX_OUTPUT:
+        raise SlurmError(f"{command} printed {len(done.stdout)} bytes, more than the {MAX_OUTPUT} a node's job list can take")
     try:
         return done.stdout.decode("utf-8")
     except UnicodeDecodeError:

@@ -10,6 +10,7 @@ FAULTY_SQUEUES = {
     "hangs": "exec sleep 30",
     "killed-by-signal": "kill -9 $$",
     "prints-blank-line": "printf '2001\\n\\n'",
+    "prints-megabytes": "yes 2001 | head -n 400000",
 }
 
 

@@ -164,3 +164,32 @@ def test_stop_signals_are_restored_afterwards():
     with stop_signals_raise():
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("pidfds", [True, False], ids=["pidfd", "start-time-fallback"])
+def test_a_process_that_turned_zombie_after_the_plan_is_gone_not_signalled(children, pidfds):
+    child = start()
+    decision = planned(child)
+    child.kill()  # exits, and stays a zombie: the test does not reap it yet
+    while read_identity(Path("/proc"), child.pid).state != "Z":
+        time.sleep(0.01)
+    worker = actor(Said())
+    worker.pidfds = pidfds
+    assert [o.result for o in worker.carry_out([decision], grace_seconds=1)] == [Result.GONE]
+    child.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing UID needs root")
+def test_a_process_that_changed_its_uid_after_the_plan_is_left_alone(children):
+    code = ("import os, sys; print('ready', flush=True); sys.stdin.readline(); os.setresuid(3002, 3002, 3002); "
+            "print('changed', flush=True); import time; time.sleep(600)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    children.append(child)
+    assert child.stdout.readline() == "ready\n"
+    decision = planned(child)
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.stdout.readline() == "changed\n"
+    said = Said()
+    assert [o.result for o in actor(said).carry_out([decision], grace_seconds=1)] == [Result.CHANGED]
+    assert child.poll() is None

@@ -183,3 +183,15 @@ def test_metrics_file_after_a_bail_out_keeps_the_last_success(capsys, signalled,
     assert figures['leftover_run_bailed_out{reason="slurm"}'] == 1
     assert figures["leftover_last_success_timestamp_seconds"] == success
     assert figures["leftover_run_timestamp_seconds"] > success
+
+
+def test_squeue_printing_megabytes_bails_out(capsys, signalled, tmp_path):
+    conf = config(tmp_path, json.dumps({"squeue": str(faulty_squeue(tmp_path, "prints-megabytes"))}))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == []
+    assert "printed 2000000 bytes, more than the 1048576" in report["bailed_out"]
+
+
+def test_passwd_that_cannot_be_read_bails_out(capsys, signalled, tmp_path):
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), "--passwd", str(tmp_path))
+    assert code == 1 and signalled == [] and "cannot read" in report["bailed_out"]

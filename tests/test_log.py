@@ -26,3 +26,13 @@ def test_length_is_bounded():
 
 def test_unicode_letters_stay_but_invisible_ones_are_escaped():
     assert printable("ñ\u202e") == "ñ\\u202e"
+
+
+def test_unreachable_syslog_socket_sends_every_line_to_stderr(tmp_path, capsys):
+    from leftover.log import Log
+
+    log = Log(to_stderr=False, dev_log=str(tmp_path / "no-such-socket"))
+    log.info("sent SIGTERM to pid=1")
+    err = capsys.readouterr().err
+    assert "no syslog at" in err and "logging to stderr instead" in err
+    assert "leftover: info: sent SIGTERM to pid=1" in err
