@@ -101,7 +101,7 @@ def test_named_config_that_is_missing_exits_2(capsys, signalled, tmp_path):
     assert code == 2 and signalled == []
 
 
-def test_unreadable_passwd_bails_out(capsys, signalled, tmp_path):
+def test_missing_passwd_bails_out(capsys, signalled, tmp_path):
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), "--passwd", str(tmp_path / "absent"))
     assert code == 1 and signalled == [] and "cannot read" in report["bailed_out"]
 
