@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from leftover import config, lock, metrics
-from leftover.act import Actor
+from leftover.act import Actor, Result
 from leftover.config import ConfigError, Settings
 from leftover.decide import Facts, JobAnswer, Plan
 from leftover.interrupt import Interrupted, stop_signals_raise
@@ -31,6 +31,7 @@ from leftover.survey import survey
 from leftover.version import version
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
+_UNSIGNALLED = frozenset({Result.NOT_SIGNALLED, Result.GONE, Result.CHANGED})
 
 
 class _Bail(Exception):
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         report.exit_code, report.bailed_out, report.bailed_out_label = bail.code, bail.why, bail.label
     except Interrupted as stop:
         report.outcomes = stop.outcomes
-        if any(o.result.value not in ("not-signalled", "gone", "changed") for o in stop.outcomes):
+        if any(o.result not in _UNSIGNALLED for o in stop.outcomes):
             report.exit_code, report.stopped = EXIT_STOPPED, f"stopped by {stop.name} during the kill phase"
         else:
             report.exit_code, report.bailed_out, report.bailed_out_label = EXIT_BAILED, f"stopped by {stop.name}", "stopped"
