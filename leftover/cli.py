@@ -58,7 +58,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--passwd", type=Path, default=Path("/etc/passwd"), help="passwd file (default /etc/passwd)")
     parser.add_argument("--lock-file", type=Path, default=lock.DEFAULT_LOCK, help=f"lock file (default {lock.DEFAULT_LOCK})")
     parser.add_argument("--verbose", action="store_true", help="also log to stderr")
-    parser.add_argument("--version", action="version", version=f"leftover {version()}")
+    parser.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version and exit")
     return parser.parse_args(argv)
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     started = time.monotonic()
     log = Log(to_stderr=arguments.verbose or sys.stderr.isatty())
-    report = RunReport(version=version(), dry_run=arguments.dry_run)
+    report = RunReport(dry_run=arguments.dry_run)
     run = _Run(arguments, log, report)
     try:
         with stop_signals_raise():
@@ -88,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     elif arguments.dry_run and report.exit_code == EXIT_OK:
         print(dry_run_listing(report, run.describer))
     return report.exit_code
+
+
+class _PrintVersion(argparse.Action):
+    """--version, looked up only when asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"leftover {version()}")
+        parser.exit()
 
 
 class _Run:

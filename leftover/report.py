@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from leftover.act import Outcome
 from leftover.decide import Decision, Plan
 from leftover.log import printable
+from leftover.version import version
 
 
 @dataclass
 class RunReport:
     """What one run found and did, filled in as it goes."""
 
-    version: str
     dry_run: bool
     exit_code: int = 0
     bailed_out: str | None = None
@@ -107,7 +107,7 @@ def json_document(report: RunReport, describer: Describer) -> str:
         entry["result"] = results.get(decision.process.pid, "planned" if report.dry_run else None)
         targets.append(entry)
     document = {
-        "version": report.version,
+        "version": version(),
         "dry_run": report.dry_run,
         "exit_code": report.exit_code,
         "bailed_out": report.bailed_out,

@@ -135,3 +135,46 @@ def test_remove_keeps_config_and_purge_leaves_nothing(installed):
     assert package_state() == "unknown"
     leftovers = [p for p in CONFFILES for p in (p, Path(f"{p}.dpkg-old"), Path(f"{p}.dpkg-dist")) if p.exists()]
     assert leftovers == []
+
+
+def fake_scicomp_leftover(directory: Path) -> Path:
+    """A package shaped like the one leftover replaces: its bundle under
+    /usr/local/lib/leftover, a symlink made by its postinst, /etc/leftover.conf."""
+    tree = directory / "scicomp-leftover"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "usr/local/lib/leftover").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    (tree / "usr/local/lib/leftover/leftover").write_text("#!/bin/sh\nexit 0\n")
+    (tree / "usr/local/lib/leftover/leftover").chmod(0o755)
+    (tree / "etc/leftover.conf").write_text('{"protected_users": ["slurm"], "debuglevel": "info", "slew": 10, "slew_max": 40}\n')
+    (tree / "DEBIAN/control").write_text(
+        "Package: scicomp-leftover\nVersion: 0.0.2\nArchitecture: amd64\nMaintainer: x <x@localhost.invalid>\n"
+        "Description: the tool leftover replaces\n"
+    )
+    (tree / "DEBIAN/conffiles").write_text("/etc/leftover.conf\n")
+    (tree / "DEBIAN/postinst").write_text("#!/bin/sh\nset -e\nln -sf /usr/local/lib/leftover/leftover /usr/local/sbin/leftover\n")
+    (tree / "DEBIAN/prerm").write_text("#!/bin/sh\nset -e\nrm -f /usr/local/sbin/leftover\n")
+    for script in ("postinst", "prerm"):
+        (tree / "DEBIAN" / script).chmod(0o755)
+    out = directory / "scicomp-leftover_0.0.2_amd64.deb"
+    subprocess.run(["fakeroot", "dpkg-deb", "--root-owner-group", "--build", str(tree), str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_installing_over_scicomp_leftover_replaces_it_and_keeps_its_config(deb, tmp_path):
+    for package in ("leftover", "scicomp-leftover"):
+        subprocess.run(["dpkg", "--purge", package], capture_output=True)
+    dpkg("-i", str(fake_scicomp_leftover(tmp_path)))
+    site_config = '{"protected_users": ["slurm", "root"], "debuglevel": "info", "slew": 5, "slew_max": 20}\n'
+    Path("/etc/leftover.conf").write_text(site_config)
+    try:
+        dpkg("-i", str(deb))
+        states = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status} ", "scicomp-leftover"], capture_output=True, text=True)
+        assert states.stdout.strip() in ("", "not-installed", "config-files")
+        assert not Path("/usr/local/lib/leftover").exists() and not Path("/usr/local/sbin/leftover").exists()
+        assert Path("/etc/leftover.conf").read_text() == site_config
+        done = subprocess.run(["/usr/sbin/leftover", "--dry-run", "--no-splay"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    finally:
+        for package in ("leftover", "scicomp-leftover"):
+            subprocess.run(["dpkg", "--purge", package], capture_output=True)
