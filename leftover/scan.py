@@ -48,25 +48,29 @@ def boottime_ticks() -> int:
 
 def scan_statuses(proc_root: Path) -> Scan:
     """Every process's status file; start times are left unread (None)."""
+    processes, skipped = [], []
     try:
-        names = os.listdir(proc_root)
+        with os.scandir(proc_root) as entries:
+            for entry in entries:
+                if not entry.name.isdigit():
+                    continue
+                raw = _read(f"{proc_root}/{entry.name}/status")
+                if raw is None:
+                    continue
+                try:
+                    processes.append(parse_status(int(entry.name), raw))
+                except ProcFormatError as error:
+                    skipped.append(Skipped(int(entry.name), f"status unreadable: {error}"))
     except OSError as error:
         raise ProcError(f"cannot list {proc_root}: {error.strerror}") from None
-    processes, skipped = [], []
-    for name in names:
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        raw = _read(f"{proc_root}/{name}/status")
-        if raw is None:
-            continue
-        try:
-            processes.append(parse_status(pid, raw))
-        except ProcFormatError as error:
-            skipped.append(Skipped(pid, f"status unreadable: {error}"))
     if not processes:
         raise ProcError(f"{proc_root} lists no readable process; is it a proc file system?")
-    return Scan(tuple(sorted(processes, key=lambda p: p.pid)), tuple(skipped))
+    processes.sort(key=_pid)
+    return Scan(tuple(processes), tuple(skipped))
+
+
+def _pid(process: Process) -> int:
+    return process.pid
 
 
 def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
