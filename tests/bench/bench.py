@@ -71,11 +71,14 @@ def peak_rss(proc_root: Path, directory: Path) -> int:
     conf.write_text(json.dumps({"job_source": "local"}))
     conf.chmod(0o644)
     command = [str(FROZEN)] if FROZEN.exists() else [sys.executable, "-m", "leftover"]
-    child = subprocess.Popen([*command, "--dry-run", "--no-splay", "--config", str(conf), "--proc", str(proc_root)],
-                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return usage.ru_maxrss
+    # Measured by GNU time, not our own wait4: a child forked (or vfork'd) from
+    # this process, large after its in-process scans, inherits its high-water
+    # mark and would report it; time's own child starts from time's small one.
+    report = directory / "maxrss"
+    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), *command, "--dry-run", "--no-splay",
+                    "--config", str(conf), "--proc", str(proc_root)],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return int(report.read_text().split()[-1])
 
 
 def generated_trees() -> None:
