@@ -24,7 +24,7 @@ test: deps cluster lint
 	$(VPY) -m pytest -ra tests
 
 unit: venv
-	$(VPY) -m pytest -ra tests --ignore=tests/e2e
+	$(VPY) -m pytest -ra tests --ignore=tests/e2e --ignore=tests/package
 
 e2e: deps cluster
 	$(VPY) -m pytest -ra tests/e2e
