@@ -171,14 +171,14 @@ def local_jobs(processes: Iterable[Process]) -> LocalJobs:
     def below_stepd(pid: int) -> bool:
         """Walk up the parents until an answer is known, then remember it for
         the whole chain: linear in the number of processes overall."""
-        chain: list[int] = []
+        chain: dict[int, None] = {}  # ordered, and a parent cycle is seen in O(1)
         found = False
         current = by_pid.get(pid)
         while current is not None and current.pid not in chain:
             if current.pid in under_stepd:
                 found = under_stepd[current.pid]
                 break
-            chain.append(current.pid)
+            chain[current.pid] = None
             parent = by_pid.get(current.ppid)
             if parent is not None and parent.name == SLURMSTEPD and parent.uid == 0:
                 found = True

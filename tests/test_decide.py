@@ -155,3 +155,13 @@ def test_local_answer_targets_what_no_local_evidence_covers():
     local = JobAnswer(frozenset(), ASKED_AT, "local")
     plan = decide(stepd_tree(), replace(FACTS, answer=local))
     assert [d.process.pid for d in plan.targets] == [14, 15, 16]
+
+
+def test_a_deep_process_chain_is_walked_to_its_slurmstepd():
+    """A user can fork a chain thousands deep: the walk is iterative (no
+    recursion limit) and recognises every member."""
+    depth = 20_000
+    chain = [process(pid=10, uids=(0,) * 4)._replace(name="slurmstepd")]
+    chain += [process(pid=11 + i, uids=(3001,) * 4)._replace(ppid=10 + i) for i in range(depth)]
+    plan = decide(chain, FACTS)
+    assert plan.local_job_processes() == depth
