@@ -2,10 +2,12 @@
 the survivors.
 
 It signals only the processes it is handed, one by one, never "all of user X".
-Before any signal it proves the pid still names the process that was planned
-(same start time, same UIDs): through a pidfd where the kernel has them, so a
-pid reused after the check can never be hit; else by re-reading /proc just
-before kill(2). A process that exits on its own is an ordinary outcome.
+Before every signal, SIGKILL included, it proves the pid still names the
+process that was planned (same start time, same UIDs, not exited); through a
+pidfd where the kernel has them, so a pid reused after the check can never be
+hit; else by re-reading /proc just before kill(2). A process that exits on its
+own is an ordinary outcome. Whatever stops it half-way (a stop signal, an
+error), it first says which targets got what, then raises KillPhaseStopped.
 """
 
 import errno
@@ -29,6 +31,7 @@ KILL_WAIT_SECONDS = 2.0
 class Result(Enum):
     GONE = "gone"  # exited before it was signalled
     CHANGED = "changed"  # pid now names another process, or its UIDs changed: left alone
+    FAILED = "signal-failed"  # the kernel refused the signal: left alone
     TERMINATED = "terminated"  # exited within the grace period after SIGTERM
     KILLED = "killed"  # SIGKILL sent after the grace period, and it exited
     UNKILLABLE = "unkillable"  # still present after SIGKILL (uninterruptible sleep)
@@ -36,10 +39,26 @@ class Result(Enum):
     NOT_SIGNALLED = "not-signalled"  # leftover was stopped before signalling it
 
 
+UNSIGNALLED = frozenset({Result.GONE, Result.CHANGED, Result.FAILED, Result.NOT_SIGNALLED})
+
+
 @dataclass(frozen=True)
 class Outcome:
     decision: Decision
     result: Result
+
+
+class KillPhaseStopped(Exception):
+    """The kill phase did not finish; outcomes says what became of each target."""
+
+    def __init__(self, why: str, outcomes: list[Outcome]) -> None:
+        super().__init__(why)
+        self.why = why
+        self.outcomes = outcomes
+
+    @property
+    def signalled(self) -> bool:
+        return any(o.result not in UNSIGNALLED for o in self.outcomes)
 
 
 class _Target:
@@ -50,6 +69,7 @@ class _Target:
         self.pidfd = pidfd
         self.result: Result | None = None
         self.sigterm_sent = False
+        self.error = ""
 
     @property
     def pid(self) -> int:
@@ -75,18 +95,22 @@ class _Target:
             return bool(_readable([self.pidfd], 0))
         return self.check() is not None
 
-    def send(self, signum: int) -> bool:
-        """Deliver signum; False if the process is already gone."""
+    def send(self, signum: int) -> Result | None:
+        """Deliver signum after checking identity; None if delivered, else why not."""
+        problem = self.check()
+        if problem is not None:
+            return problem
         try:
             if self.pidfd is not None:
                 signal.pidfd_send_signal(self.pidfd, signum)
-            elif self.check() is None:
-                os.kill(self.pid, signum)
             else:
-                return False
+                os.kill(self.pid, signum)
         except ProcessLookupError:
-            return False
-        return True
+            return Result.GONE
+        except OSError as error:
+            self.error = error.strerror or str(error)
+            return Result.FAILED
+        return None
 
     def close(self) -> None:
         if self.pidfd is not None:
@@ -104,17 +128,14 @@ class Actor:
         self.fallback_said = False
 
     def carry_out(self, targets: Sequence[Decision], grace_seconds: float) -> list[Outcome]:
-        """Signal targets. If leftover is stopped meanwhile (Interrupted), it
-        says which targets got SIGTERM and which got nothing, then re-raises
-        with the outcomes attached."""
         handles: list[_Target] = []
         try:
             for decision in targets:
                 handles.append(self._open(decision))
             self._terminate_then_kill([h for h in handles if h.result is None], grace_seconds)
-        except Interrupted as stop:
-            self._account_for(stop, targets, handles)
-            raise
+        except BaseException as cause:
+            why = f"stopped by {cause.name}" if isinstance(cause, Interrupted) else f"stopped by an error ({type(cause).__name__}: {cause})"
+            raise KillPhaseStopped(why, self._account_for(why, targets, handles)) from cause
         finally:
             for handle in handles:
                 handle.close()
@@ -122,17 +143,15 @@ class Actor:
 
     def _terminate_then_kill(self, live: list[_Target], grace_seconds: float) -> None:
         for handle in live:
-            if handle.send(signal.SIGTERM):
-                handle.sigterm_sent = True
+            handle.sigterm_sent = True  # from here on, if stopped, count it as maybe sent
+            if self._deliver(handle, signal.SIGTERM):
                 self.report("info", f"sent SIGTERM to {self.describe(handle.decision)}")
             else:
-                self._gone(handle)
+                handle.sigterm_sent = False
         live = self._wait([h for h in live if h.result is None], grace_seconds, Result.TERMINATED)
         for handle in live:
-            if handle.send(signal.SIGKILL):
+            if self._deliver(handle, signal.SIGKILL, after_sigterm=True):
                 self.report("info", f"sent SIGKILL to {self.describe(handle.decision)}: still alive {grace_seconds:g}s after SIGTERM")
-            else:
-                handle.result = Result.TERMINATED
         live = self._wait([h for h in live if h.result is None], KILL_WAIT_SECONDS, Result.KILLED)
         for handle in live:
             handle.result = Result.UNKILLABLE
@@ -141,21 +160,40 @@ class Actor:
                 f"{self.describe(handle.decision)} is still present {KILL_WAIT_SECONDS:g}s after SIGKILL; the next run tries again",
             )
 
-    def _account_for(self, stop: Interrupted, targets: Sequence[Decision], handles: list[_Target]) -> None:
+    def _deliver(self, handle: _Target, signum: int, after_sigterm: bool = False) -> bool:
+        """Send signum; on failure record why in handle.result and say so."""
+        problem = handle.send(signum)
+        if problem is None:
+            return True
+        name = signal.Signals(signum).name
+        if problem is Result.GONE:
+            handle.result = Result.TERMINATED if after_sigterm else Result.GONE
+            if not after_sigterm:
+                self.report("info", f"{self.describe(handle.decision)} exited before it was signalled")
+        elif problem is Result.CHANGED:
+            handle.result = Result.CHANGED
+            self.report("warning", f"pid {handle.pid} no longer names the planned process (start time or UIDs changed); no {name} sent")
+        else:
+            handle.result = Result.FAILED
+            self.report("warning", f"could not send {name} to {self.describe(handle.decision)}: {handle.error}; left alone")
+        return False
+
+    def _account_for(self, why: str, targets: Sequence[Decision], handles: list[_Target]) -> list[Outcome]:
         opened = {h.pid for h in handles}
         for handle in handles:
             if handle.result is None:
                 handle.result = Result.SIGTERM_ONLY if handle.sigterm_sent else Result.NOT_SIGNALLED
-        stop.outcomes = [Outcome(h.decision, h.result) for h in handles] + [
+        outcomes = [Outcome(h.decision, h.result) for h in handles] + [
             Outcome(d, Result.NOT_SIGNALLED) for d in targets if d.process.pid not in opened
         ]
-        termed = sorted(o.decision.process.pid for o in stop.outcomes if o.result is Result.SIGTERM_ONLY)
-        untouched = sorted(o.decision.process.pid for o in stop.outcomes if o.result is Result.NOT_SIGNALLED)
+        termed = sorted(o.decision.process.pid for o in outcomes if o.result is Result.SIGTERM_ONLY)
+        untouched = sorted(o.decision.process.pid for o in outcomes if o.result is Result.NOT_SIGNALLED)
         self.report(
             "warning",
-            f"stopped by {stop.name} during the kill phase: SIGTERM sent but no SIGKILL to pids {_pids(termed)}; "
+            f"{why} during the kill phase: SIGTERM sent but no SIGKILL to pids {_pids(termed)}; "
             f"nothing sent to pids {_pids(untouched)}; the next run decides again",
         )
+        return outcomes
 
     def _open(self, decision: Decision) -> _Target:
         pidfd = None
@@ -164,32 +202,23 @@ class Actor:
                 pidfd = os.pidfd_open(decision.process.pid)
             except ProcessLookupError:
                 handle = _Target(decision, None)
-                self._gone(handle)
+                handle.result = Result.GONE
+                self.report("info", f"{self.describe(decision)} exited before it was signalled")
                 return handle
             except OSError as error:
                 if error.errno in (errno.EMFILE, errno.ENFILE):
                     pidfd = None  # out of descriptors: this one is checked by start time
                 elif error.errno in (errno.ENOSYS, errno.EPERM):
                     self.pidfds = False
-                else:
-                    raise
+                else:  # ENOENT/EINVAL: the pid now names a thread, not a process
+                    handle = _Target(decision, None)
+                    handle.result = Result.CHANGED
+                    self.report("warning", f"pid {decision.process.pid} cannot be opened ({error.strerror}); left alone")
+                    return handle
         if not self.pidfds and not self.fallback_said:
             self.fallback_said = True
             self.report("warning", "this kernel gives no pidfd; checking each start time just before kill(2) instead")
-        handle = _Target(decision, pidfd)
-        problem = handle.check()
-        if problem is Result.GONE:
-            self._gone(handle)
-        elif problem is Result.CHANGED:
-            handle.result = problem
-            self.report(
-                "warning", f"pid {decision.process.pid} no longer names the planned process (start time or UIDs changed); left alone"
-            )
-        return handle
-
-    def _gone(self, handle: _Target) -> None:
-        handle.result = Result.GONE
-        self.report("info", f"{self.describe(handle.decision)} exited before it was signalled")
+        return _Target(decision, pidfd)
 
     def _wait(self, handles: list[_Target], seconds: float, result: Result) -> list[_Target]:
         """Wait until every handle exited or seconds passed; mark the exited

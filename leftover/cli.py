@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from leftover import config, lock, metrics
-from leftover.act import Actor, Result
+from leftover.act import UNSIGNALLED, Actor, KillPhaseStopped
 from leftover.config import ConfigError, Settings
 from leftover.decide import Facts, JobAnswer, Plan
 from leftover.interrupt import Interrupted, stop_signals_raise
@@ -31,7 +31,6 @@ from leftover.survey import survey
 from leftover.version import version
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
-_UNSIGNALLED = frozenset({Result.NOT_SIGNALLED, Result.GONE, Result.CHANGED})
 
 
 class _Bail(Exception):
@@ -65,7 +64,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     started = time.monotonic()
-    log = Log(to_stderr=arguments.verbose or sys.stderr.isatty())
+    log = Log(to_stderr=arguments.verbose or (sys.stderr is not None and sys.stderr.isatty()))
     report = RunReport(dry_run=arguments.dry_run)
     run = _Run(arguments, log, report)
     try:
@@ -73,21 +72,32 @@ def main(argv: list[str] | None = None) -> int:
             run.run()
     except _Bail as bail:
         report.exit_code, report.bailed_out, report.bailed_out_label = bail.code, bail.why, bail.label
-    except Interrupted as stop:
+    except KillPhaseStopped as stop:
         report.outcomes = stop.outcomes
-        if any(o.result not in _UNSIGNALLED for o in stop.outcomes):
-            report.exit_code, report.stopped = EXIT_STOPPED, f"stopped by {stop.name} during the kill phase"
-        else:
-            report.exit_code, report.bailed_out, report.bailed_out_label = EXIT_BAILED, f"stopped by {stop.name}", "stopped"
+        _stopped(report, stop.why, stop.signalled)
+    except Exception as error:  # noqa: BLE001 - any surprise must still end in one line and an exit code
+        why = f"stopped by {error.name}" if isinstance(error, Interrupted) else f"internal error ({type(error).__name__}: {error})"
+        _stopped(report, why, any(o.result not in UNSIGNALLED for o in report.outcomes))
     report.duration = time.monotonic() - started
     (log.error if report.bailed_out or report.stopped else log.info)(summary(report))
     run.write_metrics()
     run.release_lock()
-    if arguments.json:
-        print(json_document(report, run.describer))
-    elif arguments.dry_run and report.exit_code == EXIT_OK:
-        print(dry_run_listing(report, run.describer))
+    try:
+        if arguments.json:
+            print(json_document(report, run.describer))
+        elif arguments.dry_run and report.exit_code == EXIT_OK:
+            print(dry_run_listing(report, run.describer))
+    except (OSError, UnicodeEncodeError) as error:
+        log.warning(f"cannot print the report: {error}")
     return report.exit_code
+
+
+def _stopped(report: RunReport, why: str, signalled: bool) -> None:
+    """A run cut short: exit 3 if anything was signalled, else a plain bail-out."""
+    if signalled:
+        report.exit_code, report.stopped = EXIT_STOPPED, why
+    else:
+        report.exit_code, report.bailed_out, report.bailed_out_label = EXIT_BAILED, why, "stopped"
 
 
 class _PrintVersion(argparse.Action):
@@ -132,6 +142,8 @@ class _Run:
 
         if self.arguments.dry_run or not plan.targets:
             return
+        for decision in plan.targets:  # user names now: an LDAP lookup must not stall the kill phase
+            self.describer.user_name(decision.process.uid)
         actor = Actor(
             report=lambda level, text: getattr(self.log, level)(text),
             describe=lambda decision: self.describer.line(decision, plan),
@@ -203,11 +215,13 @@ class _Run:
             self.lock_fd = None
 
     def write_metrics(self) -> None:
-        if self.settings is None or self.settings.metrics_file is None:
+        """Real runs only: a dry run (of the example node, say) must not
+        overwrite a node's figures."""
+        if self.arguments.dry_run or self.settings is None or self.settings.metrics_file is None:
             return
         path = self.settings.metrics_file
         now = time.time()
-        last_success = now if self.report.bailed_out is None else metrics.previous_success(path)
+        last_success = now if self.report.exit_code == EXIT_OK else metrics.previous_success(path)
         try:
             metrics.write(path, metrics.render(self.report, now, last_success))
         except OSError as error:
@@ -217,7 +231,7 @@ class _Run:
 def _uid_of_name(name: str) -> int | None:
     try:
         return pwd.getpwnam(name).pw_uid
-    except KeyError:
+    except (KeyError, ValueError):
         return None
 
 

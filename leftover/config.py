@@ -45,8 +45,8 @@ def load_settings(path: Path, explicit: bool, trusted_owners: frozenset[int]) ->
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     except FileNotFoundError:
-        if explicit:
-            raise ConfigError(f"config file {path} does not exist") from None
+        if explicit or os.path.lexists(path):
+            raise ConfigError(f"config file {path} does not exist (or is a dangling link)") from None
         return Settings()
     except OSError as error:
         raise ConfigError(f"cannot open config file {path}: {error.strerror}") from None
@@ -69,8 +69,8 @@ def load_settings(path: Path, explicit: bool, trusted_owners: frozenset[int]) ->
 def parse_settings(raw: bytes, path: Path) -> Settings:
     """Check the JSON text of a config file and turn it into Settings."""
     try:
-        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_no_repeated_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ConfigError(f"config file {path} is not valid JSON: {_one_line(error)}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path} must hold a JSON object")
@@ -93,6 +93,14 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
     if values.get("slew", 0.0) > values.get("slew_max", DEFAULT_SLEW_MAX):
         raise ConfigError(f"config file {path}: slew is larger than slew_max")
     return Settings(**values, source=str(path))
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"key {repeated[0]!r} appears twice")
+    return dict(pairs)
 
 
 def _reject_constant(name: str) -> None:
@@ -122,7 +130,7 @@ def _protected_users(value: object) -> str | None:
             return f"entry {entry!r} is neither a user name nor a UID"
         if isinstance(entry, int) and not 0 <= entry < 2**32 - 1:
             return f"entry {entry} is not a valid UID"
-        if isinstance(entry, str) and (not entry or entry != entry.strip() or ":" in entry):
+        if isinstance(entry, str) and (not entry or entry != entry.strip() or ":" in entry or not entry.isprintable()):
             return f"entry {entry!r} is not a user name"
     return None
 

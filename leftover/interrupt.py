@@ -9,26 +9,32 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Interrupted(Exception):
-    """leftover was asked to stop. outcomes, when the kill phase had begun,
-    says what became of each target."""
+    """leftover was asked to stop."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
         self.name = signal.Signals(signum).name
-        self.outcomes: list = []
-
-
-def _raise(signum: int, _frame) -> None:
-    raise Interrupted(signum)
+        super().__init__(self.name)
 
 
 @contextmanager
 def stop_signals_raise():
-    """While inside, the stop signals raise Interrupted in the main thread."""
-    previous = {signum: signal.signal(signum, _raise) for signum in STOP_SIGNALS}
+    """While inside, the first stop signal raises Interrupted in the main
+    thread; later ones are ignored, so that the account of what was done is
+    not cut short. A signal the caller already ignored (nohup) stays ignored."""
+    stopping = []
+
+    def handler(signum: int, _frame) -> None:
+        if not stopping:
+            stopping.append(signum)
+            raise Interrupted(signum)
+
+    previous = {}
+    for signum in STOP_SIGNALS:
+        previous[signum] = signal.getsignal(signum)
+        if previous[signum] is not signal.SIG_IGN:
+            signal.signal(signum, handler)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -12,7 +12,7 @@ DEFAULT_LOCK = Path("/run/leftover.lock")
 
 
 class LockHeld(Exception):
-    """Another leftover holds the lock, or the lock file cannot be used."""
+    """The lock cannot be had: another leftover holds it, or the file cannot be used."""
 
 
 def take_lock(path: Path) -> int:
@@ -26,4 +26,7 @@ def take_lock(path: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise LockHeld(f"another leftover holds {path}") from None
+    except OSError as error:
+        os.close(fd)
+        raise LockHeld(f"cannot lock {path}: {error.strerror}") from None
     return fd

@@ -70,10 +70,18 @@ class Log:
         self._emit("error", message)
 
     def _emit(self, level: str, message: str) -> None:
-        line = " ".join(message.split("\n"))
-        syslog.syslog(_PRIORITIES[level], line)
+        """Never raises: a log that cannot be written must not stop a run
+        half-way through its kill phase."""
+        line = " ".join(message.split("\n")).encode("utf-8", "backslashreplace").decode("utf-8")
+        try:
+            syslog.syslog(_PRIORITIES[level], line)
+        except (OSError, ValueError):
+            self.to_stderr = True
         if self.to_stderr and _PRIORITIES[level] <= _PRIORITIES[self.level]:
-            print(f"leftover: {level}: {line}", file=sys.stderr, flush=True)
+            try:
+                print(f"leftover: {level}: {line}", file=sys.stderr, flush=True)
+            except (OSError, ValueError, AttributeError):
+                self.to_stderr = False
 
 
 def _unreachable(dev_log: str) -> str | None:

@@ -32,4 +32,4 @@ def parse_passwd(text: str) -> list[PasswdEntry]:
 
 
 def _is_id(word: str) -> bool:
-    return word.isascii() and word.isdigit() and int(word) <= _MAX_UID
+    return word.isascii() and word.isdigit() and len(word) <= 10 and int(word) <= _MAX_UID

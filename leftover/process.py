@@ -78,7 +78,7 @@ def _uids(field: bytes) -> tuple[int, int, int, int]:
     """The four UIDs of a Uid: line. Cached: a node has far fewer distinct UID
     lines than processes, and one shared tuple each keeps a big scan small."""
     words = field.split()
-    if len(words) != 4 or not b"".join(words).isdigit():
+    if len(words) != 4 or not b"".join(words).isdigit() or max(map(len, words)) > 10:
         raise ProcFormatError("Uid does not have four numbers")
     uids = tuple(map(int, words))
     if max(uids) > _MAX_ID:
@@ -127,7 +127,7 @@ _MAX_ID = 2**32 - 1
 
 
 def _decimal(word: bytes, what: str) -> int:
-    if not word.isdigit():
+    if not word.isdigit() or len(word) > 20:
         raise ProcFormatError(f"{what} is not a number")
     value = int(word)
     if value > _MAX_ID and what not in ("flags", "starttime"):

@@ -72,7 +72,7 @@ def summary(report: RunReport) -> str:
     """The one line per run that says what was found and done."""
     if report.bailed_out:
         return f"bailed out, nothing signalled: {report.bailed_out}"
-    prefix = f"{report.stopped}; " if report.stopped else ""
+    prefix = f"{report.stopped} during the kill phase; " if report.stopped else ""
     plan = report.plan
     targets = len(plan.targets) if plan else 0
     local = plan.local_job_processes() if plan else 0

@@ -52,7 +52,7 @@ def scan_statuses(proc_root: Path) -> Scan:
     try:
         with os.scandir(proc_root) as entries:
             for entry in entries:
-                if not entry.name.isdigit():
+                if not (entry.name.isascii() and entry.name.isdigit()):
                     continue
                 raw = _read(f"{proc_root}/{entry.name}/status")
                 if raw is None:

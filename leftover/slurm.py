@@ -7,9 +7,12 @@ with one line saying why. It never answers "no jobs" for a failure.
 """
 
 import os
+import resource
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,27 +83,42 @@ def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery
 
 
 def _run(argv: list[str], timeout: float) -> str:
+    """Run a Slurm command; its standard output as text, or SlurmError.
+
+    Output goes to unlinked temporary files under an RLIMIT_FSIZE of
+    MAX_OUTPUT, so a command that prints without end is stopped by the kernel
+    (SIGXFSZ) at that size instead of filling leftover's memory."""
     command = Path(argv[0]).name
     environment = {k: os.environ[k] for k in _KEPT_ENVIRONMENT if k in os.environ}
     environment["LC_ALL"] = "C"
     try:
-        done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, env=environment, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise SlurmError(f"{command} did not answer within {timeout:g}s") from None
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                done = subprocess.run(
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout,
+                    env=environment, check=False, preexec_fn=_limit_output,
+                )
+            except subprocess.TimeoutExpired:
+                raise SlurmError(f"{command} did not answer within {timeout:g}s") from None
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(MAX_OUTPUT + 1), err.read(MAX_OUTPUT)
     except OSError as error:
         raise SlurmError(f"cannot run {argv[0]}: {error.strerror}") from None
+    if done.returncode == -signal.SIGXFSZ or len(stdout) >= MAX_OUTPUT:
+        raise SlurmError(f"{command} printed {MAX_OUTPUT} bytes or more, more than a node's job list can take")
     if done.returncode < 0:
         raise SlurmError(f"{command} was killed by signal {-done.returncode}")
     if done.returncode != 0:
-        raise SlurmError(f"{command} exited {done.returncode}: {_last_line(done.stderr)}")
-    if len(done.stdout) > MAX_OUTPUT:
-        raise SlurmError(f"{command} printed {len(done.stdout)} bytes, more than the {MAX_OUTPUT} a node's job list can take")
+        raise SlurmError(f"{command} exited {done.returncode}: {_last_line(stderr)}")
     try:
-        return done.stdout.decode("utf-8")
+        return stdout.decode("utf-8")
     except UnicodeDecodeError:
         raise SlurmError(f"{command} printed bytes that are not UTF-8") from None
+
+
+def _limit_output() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_OUTPUT, MAX_OUTPUT))
 
 
 def _last_line(stderr: bytes) -> str:

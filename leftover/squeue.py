@@ -25,7 +25,7 @@ def parse_job_uids(text: str) -> frozenset[int]:
     uids = set()
     for number, line in enumerate(text[:-1].split("\n"), start=1):
         word = line.strip(" ")
-        if not (word.isascii() and word.isdigit()) or int(word) > _MAX_UID:
+        if not (word.isascii() and word.isdigit()) or len(word) > 10 or int(word) > _MAX_UID:
             raise SlurmOutputError(f"squeue output line {number} is not a UID: {line[:40]!r}")
         uids.add(int(word))
     return frozenset(uids)

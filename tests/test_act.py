@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from leftover.act import Actor, Result
+from leftover.act import Actor, KillPhaseStopped, Result
 from leftover.decide import RULES, Decision
-from leftover.interrupt import Interrupted, stop_signals_raise
+from leftover.interrupt import stop_signals_raise
 from leftover.scan import read_identity
 
 TARGET_RULE = RULES[-1]
@@ -148,7 +148,7 @@ def test_stopped_during_the_grace_says_what_was_and_was_not_done(children):
     gone.wait()
     said = Said()
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
-    with pytest.raises(Interrupted) as stop, stop_signals_raise():
+    with pytest.raises(KillPhaseStopped) as stop, stop_signals_raise():
         actor(said).carry_out([planned(stubborn), planned_gone], grace_seconds=30)
     assert {o.decision.process.pid: o.result for o in stop.value.outcomes} == {
         stubborn.pid: Result.SIGTERM_ONLY,
@@ -193,3 +193,39 @@ def test_a_process_that_changed_its_uid_after_the_plan_is_left_alone(children):
     said = Said()
     assert [o.result for o in actor(said).carry_out([decision], grace_seconds=1)] == [Result.CHANGED]
     assert child.poll() is None
+
+
+def test_an_error_mid_phase_still_says_what_was_done_and_stops_the_phase(children):
+    stubborn = start(IGNORES_TERM)
+    children.append(stubborn)
+    said = Said()
+
+    def report(level, text):
+        said(level, text)
+        if text.startswith("sent SIGTERM"):
+            raise BrokenPipeError("stderr went away")
+
+    worker = Actor(report=report, describe=lambda d: f"pid={d.process.pid}")
+    with pytest.raises(KillPhaseStopped) as stop:
+        worker.carry_out([planned(stubborn)], grace_seconds=30)
+    assert stop.value.signalled
+    assert [o.result for o in stop.value.outcomes] == [Result.SIGTERM_ONLY]
+    assert "stopped by an error (BrokenPipeError: stderr went away) during the kill phase" in said.text()
+    assert stubborn.poll() is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing UID needs root")
+def test_no_sigkill_for_a_process_whose_uid_changed_during_the_grace(children):
+    code = ("import os, signal, sys, time\n"
+            "def become_other(*_):\n"
+            "    os.setresuid(3002, 3002, 3002)\n"
+            "signal.signal(signal.SIGTERM, become_other)\n"
+            "print('ready', flush=True)\n"
+            "while True: time.sleep(1)\n")
+    child = start(code)
+    children.append(child)
+    said = Said()
+    outcomes = actor(said).carry_out([planned(child)], grace_seconds=1)
+    assert [o.result for o in outcomes] == [Result.CHANGED]
+    assert child.poll() is None
+    assert "no SIGKILL sent" in said.text()

@@ -189,9 +189,52 @@ def test_squeue_printing_megabytes_bails_out(capsys, signalled, tmp_path):
     conf = config(tmp_path, json.dumps({"squeue": str(faulty_squeue(tmp_path, "prints-megabytes"))}))
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
     assert code == 1 and signalled == []
-    assert "printed 2000000 bytes, more than the 1048576" in report["bailed_out"]
+    assert "printed 1048576 bytes or more" in report["bailed_out"]
+
+
+def test_squeue_printing_without_end_is_stopped_at_the_cap(capsys, signalled, tmp_path):
+    squeue = tmp_path / "squeue"
+    squeue.write_text("#!/bin/sh\nexec yes 2001\n")
+    squeue.chmod(0o755)
+    conf = config(tmp_path, json.dumps({"squeue": str(squeue), "squeue_timeout": 30}))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == [] and "printed 1048576 bytes or more" in report["bailed_out"]
 
 
 def test_passwd_that_cannot_be_read_bails_out(capsys, signalled, tmp_path):
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), "--passwd", str(tmp_path))
     assert code == 1 and signalled == [] and "cannot read" in report["bailed_out"]
+
+
+def test_a_dry_run_leaves_the_metrics_file_alone(capsys, signalled, tmp_path):
+    prom = tmp_path / "leftover.prom"
+    conf = config(tmp_path, json.dumps({"squeue": str(EXAMPLE_NODE / "squeue"), "metrics_file": str(prom)}))
+    code, _ = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and not prom.exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"protected_users": ["slurm"], "protected_users": []}', "[" * 100_000, '{"protected_users": ["a\\u0000b"]}'],
+    ids=["repeated-key", "deeply-nested", "nul-in-name"],
+)
+def test_hostile_configs_are_config_errors_not_tracebacks(capsys, signalled, tmp_path, text):
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, text))
+    assert code == 2 and signalled == [] and report["bailed_out_reason"] == "config"
+
+
+def test_dangling_default_config_link_is_an_error_not_the_defaults(tmp_path):
+    from leftover.config import ConfigError, load_settings
+
+    link = tmp_path / "leftover.conf"
+    link.symlink_to(tmp_path / "gone.conf")
+    with pytest.raises(ConfigError, match="dangling link"):
+        load_settings(link, explicit=False, trusted_owners=frozenset({os.geteuid()}))
+
+
+def test_huge_numbers_are_refused_not_a_traceback(capsys, signalled, tmp_path):
+    squeue = tmp_path / "squeue"
+    squeue.write_text("#!/bin/sh\nprintf '%05000d\\n' 7\n")
+    squeue.chmod(0o755)
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, json.dumps({"squeue": str(squeue)})))
+    assert code == 1 and signalled == [] and "is not a UID" in report["bailed_out"]
