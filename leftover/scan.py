@@ -73,10 +73,21 @@ def _pid(process: Process) -> int:
     return process.pid
 
 
+UNREADABLE_CGROUP = "(cgroup file unreadable: taken to be a job's)"
+
+
 def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
     """The same scan with /proc/[pid]/cgroup read for pids: the Slurm job cgroup
-    each is in, if any."""
-    return _with_file(proc_root, scan, pids, "cgroup", lambda p, raw: p._replace(job_cgroup=job_cgroup(parse_cgroup(raw))))
+    each is in, if any. A garbled cgroup file might hide a job, so it counts as
+    one: the process and its UIDs are spared, never judged without it."""
+
+    def update(process: Process, raw: bytes) -> Process:
+        try:
+            return process._replace(job_cgroup=job_cgroup(parse_cgroup(raw)))
+        except CgroupFormatError:
+            return process._replace(job_cgroup=UNREADABLE_CGROUP)
+
+    return _with_file(proc_root, scan, pids, "cgroup", update)
 
 
 def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from leftover.scan import ProcError, read_identity, scan_statuses, with_job_cgroups, with_start_times
+from leftover.scan import UNREADABLE_CGROUP, ProcError, read_identity, scan_statuses, with_job_cgroups, with_start_times
 from tests.conftest import EXAMPLE_PROC
 
 
@@ -40,11 +40,11 @@ def test_process_whose_stat_vanished_after_status_is_dropped(tmp_path):
     assert with_start_times(tmp_path, scan, frozenset({1202})).processes == ()
 
 
-def test_garbled_cgroup_leaves_the_process_alone(tmp_path):
+def test_garbled_cgroup_counts_as_a_job_so_the_process_and_its_user_are_spared(tmp_path):
     shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202")
     (tmp_path / "1202" / "cgroup").write_bytes(b"not a cgroup line\n")
     scan = with_job_cgroups(tmp_path, scan_statuses(tmp_path), frozenset({1202}))
-    assert scan.processes == () and scan.skipped[0].why.startswith("cgroup unreadable")
+    assert [p.job_cgroup for p in scan.processes] == [UNREADABLE_CGROUP]
 
 
 def test_unlistable_proc_is_an_error(tmp_path):
