@@ -91,9 +91,15 @@ class _Target:
         return None
 
     def exited(self) -> bool:
+        """Whether it is gone. Without a pidfd, /proc is read again: a pid that
+        now names another process, or changed UIDs, is marked CHANGED and
+        counts as no longer ours to wait for."""
         if self.pidfd is not None:
             return bool(_readable([self.pidfd], 0))
-        return self.check() is not None
+        problem = self.check()
+        if problem is Result.CHANGED:
+            self.result = Result.CHANGED
+        return problem is not None
 
     def send(self, signum: int) -> Result | None:
         """Deliver signum after checking identity; None if delivered, else why not."""
@@ -227,7 +233,7 @@ class Actor:
         pending = list(handles)
         while True:
             for handle in [h for h in pending if h.exited()]:
-                handle.result = result
+                handle.result = handle.result or result
                 pending.remove(handle)
             remaining = deadline - time.monotonic()
             if not pending or remaining <= 0:

@@ -229,3 +229,17 @@ def test_no_sigkill_for_a_process_whose_uid_changed_during_the_grace(children):
     assert [o.result for o in outcomes] == [Result.CHANGED]
     assert child.poll() is None
     assert "no SIGKILL sent" in said.text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing UID needs root")
+def test_without_pidfds_a_uid_change_during_the_grace_is_reported_as_changed(children):
+    code = ("import os, signal, time\n"
+            "signal.signal(signal.SIGTERM, lambda *_: os.setresuid(3002, 3002, 3002))\n"
+            "print('ready', flush=True)\n"
+            "while True: time.sleep(1)\n")
+    child = start(code)
+    children.append(child)
+    worker = actor(Said())
+    worker.pidfds = False
+    assert [o.result for o in worker.carry_out([planned(child)], grace_seconds=1)] == [Result.CHANGED]
+    assert child.poll() is None
