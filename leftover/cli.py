@@ -46,8 +46,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         prog="leftover",
         description="Kill processes of users who hold no Slurm job on this node.",
         epilog="Exit status: 0 run completed, 1 bailed out at run time, 2 usage or config error "
-        "(after 1 and 2, nothing was signalled), 3 stopped by a signal during the kill phase (the log says "
-        "which targets got SIGTERM and which got nothing).",
+        "(after 1 and 2, nothing was signalled), 3 stopped by a signal or an unexpected error during the kill "
+        "phase (the log says which targets got SIGTERM and which got nothing).",
     )
     parser.add_argument("--config", type=Path, help=f"config file (default {config.DEFAULT_PATH})")
     parser.add_argument("--dry-run", action="store_true", help="do everything but send signals; print the plan")
@@ -74,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         report.exit_code, report.bailed_out, report.bailed_out_label = bail.code, bail.why, bail.label
     except KillPhaseStopped as stop:
         report.outcomes = stop.outcomes
-        _stopped(report, stop.why, stop.signalled)
+        _stopped(report, stop.why, "stopped", stop.signalled)
+    except Interrupted as stop:
+        _stopped(report, f"stopped by {stop.name}", "stopped", _signalled(report))
     except Exception as error:  # noqa: BLE001 - any surprise must still end in one line and an exit code
-        why = f"stopped by {error.name}" if isinstance(error, Interrupted) else f"internal error ({type(error).__name__}: {error})"
-        _stopped(report, why, any(o.result not in UNSIGNALLED for o in report.outcomes))
+        _stopped(report, f"internal error ({type(error).__name__}: {error})", "internal", _signalled(report))
     report.duration = time.monotonic() - started
     (log.error if report.bailed_out or report.stopped else log.info)(summary(report))
     run.write_metrics()
@@ -92,12 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     return report.exit_code
 
 
-def _stopped(report: RunReport, why: str, signalled: bool) -> None:
+def _stopped(report: RunReport, why: str, label: str, signalled: bool) -> None:
     """A run cut short: exit 3 if anything was signalled, else a plain bail-out."""
     if signalled:
         report.exit_code, report.stopped = EXIT_STOPPED, why
     else:
-        report.exit_code, report.bailed_out, report.bailed_out_label = EXIT_BAILED, why, "stopped"
+        report.exit_code, report.bailed_out, report.bailed_out_label = EXIT_BAILED, why, label
+
+
+def _signalled(report: RunReport) -> bool:
+    return any(o.result not in UNSIGNALLED for o in report.outcomes)
 
 
 class _PrintVersion(argparse.Action):

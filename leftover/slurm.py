@@ -11,6 +11,7 @@ import resource
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -89,6 +90,7 @@ def _run(argv: list[str], timeout: float) -> str:
     MAX_OUTPUT, so a command that prints without end is stopped by the kernel
     (SIGXFSZ) at that size instead of filling leftover's memory."""
     command = Path(argv[0]).name
+    _trust(argv[0])
     environment = {k: os.environ[k] for k in _KEPT_ENVIRONMENT if k in os.environ}
     environment["LC_ALL"] = "C"
     try:
@@ -115,6 +117,17 @@ def _run(argv: list[str], timeout: float) -> str:
         return stdout.decode("utf-8")
     except UnicodeDecodeError:
         raise SlurmError(f"{command} printed bytes that are not UTF-8") from None
+
+
+def _trust(program: str) -> None:
+    """leftover runs Slurm's commands as root: refuse one that someone other
+    than root (or the user running leftover) could have replaced."""
+    try:
+        info = os.stat(program)
+    except OSError as error:
+        raise SlurmError(f"cannot run {program}: {error.strerror}") from None
+    if info.st_uid not in (0, os.geteuid()) or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise SlurmError(f"{program} is owned by uid {info.st_uid} or writable by group or others; not running it as root")
 
 
 def _limit_output() -> None:

@@ -238,3 +238,21 @@ def test_huge_numbers_are_refused_not_a_traceback(capsys, signalled, tmp_path):
     squeue.chmod(0o755)
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, json.dumps({"squeue": str(squeue)})))
     assert code == 1 and signalled == [] and "is not a UID" in report["bailed_out"]
+
+
+def test_a_squeue_others_could_have_replaced_is_not_run(capsys, signalled, tmp_path):
+    squeue = faulty_squeue(tmp_path, "prints-blank-line")
+    squeue.write_text("#!/bin/sh\necho 2001\n")
+    squeue.chmod(0o777)
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, json.dumps({"squeue": str(squeue)})))
+    assert code == 1 and signalled == [] and "writable by group or others; not running it as root" in report["bailed_out"]
+
+
+def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signalled, monkeypatch):
+    def broken(*_):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "survey", broken)
+    code, report = run(capsys, "--dry-run")
+    assert code == 1 and signalled == []
+    assert report["bailed_out"] == "internal error (RuntimeError: a bug)" and report["bailed_out_reason"] == "internal"
