@@ -37,7 +37,7 @@ deps: venv
 	@if [ "$$(id -u)" = 0 ]; then \
 	    missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	    if [ -n "$$missing" ]; then \
-	        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	        apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $$missing; \
 	    fi; \
 	else echo "deps: not root; Debian packages not checked (end-to-end tests will be skipped)"; fi
 
@@ -48,9 +48,10 @@ $(VENV)/.installed: pyproject.toml
 	$(VPY) -m pip install -q -e '.[dev]'
 	touch $@
 
-## cluster: start the single-node Slurm test cluster (root only)
+## cluster: start the single-node Slurm test cluster (root only), under the lock
+## that lets one test session at a time use this machine (tests/e2e/cluster.py)
 cluster:
-	@if [ "$$(id -u)" = 0 ]; then tests/cluster/slurm-up; \
+	@if [ "$$(id -u)" = 0 ]; then mkdir -p /run/lock && flock -w 3600 /run/lock/leftover-e2e.lock tests/cluster/slurm-up; \
 	else echo "cluster: not root; no test cluster started"; fi
 
 ## deb: the .deb (honours RELEASE and PACKAGE, as in scicomp-leftover's build flow)

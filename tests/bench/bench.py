@@ -135,6 +135,16 @@ def controller_rpcs() -> None:
     if not cluster.is_test_cluster():
         row("controller RPCs", "skipped: no test cluster (tests/cluster/slurm-up)")
         return
+    with cluster.holding_machine() as held:
+        if not held:
+            row("controller RPCs", f"skipped: another test session kept {cluster.MACHINE_LOCK} for an hour")
+            return
+        controller_rpcs_held()
+
+
+def controller_rpcs_held() -> None:
+    from tests.e2e import cluster
+
     cluster.slurm_up_with("proctrack/linuxproc")
     cluster.ensure_users()
     with tempfile.TemporaryDirectory(prefix="leftover-bench-") as scratch:

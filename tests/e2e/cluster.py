@@ -1,6 +1,7 @@
 """The real single-node Slurm test cluster and the real users and processes the
 end-to-end tests work with. Everything here acts on this machine for real."""
 
+import fcntl
 import grp
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,31 @@ from tests.conftest import REPO
 SLURM_UP = REPO / "tests" / "cluster" / "slurm-up"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# written by leftover's tests/cluster/slurm-up"
+MACHINE_LOCK = Path("/run/lock/leftover-e2e.lock")
+
+
+@contextmanager
+def holding_machine(wait_seconds: float = 3600):
+    """This machine's shared test resources (the cluster, the lo-* users,
+    /dev/log, the installed package) for one test session, soak or bench at a
+    time: another checkout's session waits instead of killing this one's
+    processes. Yields False if the lock did not come within wait_seconds."""
+    MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(MACHINE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                time.sleep(1)
+        yield True
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

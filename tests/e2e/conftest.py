@@ -2,7 +2,8 @@
 
 These tests kill real processes of every regular user without a job on this
 machine, so they run only where tests/cluster/slurm-up made a test cluster.
-LEFTOVER_REQUIRE_E2E=1 (CI) turns a skip into a failure."""
+LEFTOVER_REQUIRE_E2E=1 (CI) turns a skip into a failure. One test session at a
+time uses the machine (cluster.holding_machine)."""
 
 import os
 
@@ -19,7 +20,17 @@ def _unavailable(why: str):
 
 
 @pytest.fixture(scope="session")
-def slurm():
+def machine():
+    if os.geteuid() != 0:
+        _unavailable("end-to-end tests need root")
+    with cluster.holding_machine() as held:
+        if not held:
+            _unavailable(f"another test session kept {cluster.MACHINE_LOCK} for an hour")
+        yield
+
+
+@pytest.fixture(scope="session")
+def slurm(machine):
     if not cluster.is_test_cluster():
         _unavailable("no test cluster here (run tests/cluster/slurm-up as root)")
     cluster.slurm_up()
@@ -28,7 +39,7 @@ def slurm():
 
 
 @pytest.fixture(scope="session")
-def syslog():
+def syslog(machine):
     if DEV_LOG.exists():
         _unavailable(f"{DEV_LOG} belongs to a running syslog daemon")
     collector = SyslogCollector()

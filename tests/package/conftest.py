@@ -1,3 +1,3 @@
 """The package tests use the end-to-end fixtures: the real test cluster."""
 
-from tests.e2e.conftest import slurm, syslog  # noqa: F401  (pytest fixtures)
+from tests.e2e.conftest import machine, slurm, syslog  # noqa: F401  (pytest fixtures)

@@ -74,10 +74,17 @@ def run_leftover(conf: Path) -> dict:
 
 
 def main() -> int:
-    seconds = float(os.environ.get("LEFTOVER_SOAK_SECONDS", "300"))
     if not cluster.is_test_cluster():
         print("soak: no test cluster here (run tests/cluster/slurm-up as root)", file=sys.stderr)
         return 2
+    with cluster.holding_machine() as held:
+        if not held:
+            print(f"soak: another test session kept {cluster.MACHINE_LOCK} for an hour", file=sys.stderr)
+            return 2
+        return soak(float(os.environ.get("LEFTOVER_SOAK_SECONDS", "300")))
+
+
+def soak(seconds: float) -> int:
     cluster.slurm_up_with("proctrack/linuxproc")
     cluster.ensure_users()
     cluster.clear_test_users()
