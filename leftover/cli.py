@@ -8,6 +8,7 @@ why, and exit non-zero.
 """
 
 import argparse
+import grp
 import os
 import pwd
 import random
@@ -20,10 +21,11 @@ from leftover import config, lock, metrics
 from leftover.act import UNSIGNALLED, Actor, KillPhaseStopped
 from leftover.config import ConfigError, Settings
 from leftover.decide import Facts, JobAnswer, Plan
+from leftover.group import GroupEntry, parse_group
 from leftover.interrupt import Interrupted, stop_signals_raise
 from leftover.log import Log
 from leftover.passwd import parse_passwd
-from leftover.protect import protected_uids, user_names
+from leftover.protect import GroupMembers, UnknownMember, protected_group_members, protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
@@ -55,6 +57,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-splay", action="store_true", help="skip the random delay before asking Slurm")
     parser.add_argument("--proc", type=Path, default=Path("/proc"), help="proc tree to read (default /proc)")
     parser.add_argument("--passwd", type=Path, default=Path("/etc/passwd"), help="passwd file (default /etc/passwd)")
+    parser.add_argument("--group", type=Path, default=Path("/etc/group"), help="group file (default /etc/group)")
     parser.add_argument("--lock-file", type=Path, default=lock.DEFAULT_LOCK, help=f"lock file (default {lock.DEFAULT_LOCK})")
     parser.add_argument("--verbose", action="store_true", help="also log to stderr")
     parser.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version and exit")
@@ -124,6 +127,9 @@ class _Run:
         self.settings: Settings | None = None
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
+        self.group_members = GroupMembers()
+        self.passwd_uids: frozenset[int] = frozenset()
+        self.primary_gids: dict[int, int | None] = {}
         self.describer = Describer(lambda uid: "?", clock_ticks_per_second())
 
     def run(self) -> None:
@@ -137,9 +143,9 @@ class _Run:
         facts = self._facts(settings)
 
         if settings.job_source == "local":
-            plan = self._plan(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks(), "local")))
+            facts, plan = self._judged(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks(), "local")))
         else:
-            plan = self._plan(facts)
+            facts, plan = self._judged(facts)
             if plan.undecided:
                 plan = self._plan_with_squeue(facts, settings)
         self.report.plan = plan
@@ -174,12 +180,43 @@ class _Run:
         except OSError as error:
             raise _Bail(EXIT_BAILED, "passwd", f"cannot read {self.arguments.passwd}: {error.strerror}") from None
         entries = parse_passwd(passwd_text)
+        self.passwd_uids = frozenset(entry.uid for entry in entries)
         try:
             protected = protected_uids(settings.protected_users, entries, _uid_of_name)
+            if settings.protected_groups:
+                self.group_members = protected_group_members(
+                    settings.protected_groups, self._groups(), entries, _group_entry, _uid_of_name
+                )
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
+        except UnknownMember as error:
+            raise _Bail(EXIT_BAILED, "group", str(error)) from None
         self.describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
-        return Facts(min_uid=settings.min_uid, protected_uids=protected)
+        return Facts(min_uid=settings.min_uid, protected_uids=protected, protected_group_uids=self.group_members.uids)
+
+    def _groups(self) -> list[GroupEntry]:
+        try:
+            text = self.arguments.group.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as error:
+            raise _Bail(EXIT_BAILED, "group", f"cannot read {self.arguments.group}: {error.strerror}") from None
+        return parse_group(text)
+
+    def _judged(self, facts: Facts) -> tuple[Facts, Plan]:
+        """A plan in which every process still in question (undecided or
+        targeted) was checked for a user outside the passwd file whose primary
+        group, as the user database says, is protected. Only those users are
+        looked up, so a node with nothing in question costs no lookup."""
+        while True:
+            plan = self._plan(facts)
+            if not self.group_members.gids:
+                return facts, plan
+            in_question = {p.uid for p in plan.undecided} | {d.process.uid for d in plan.targets}
+            for uid in in_question - self.passwd_uids - self.primary_gids.keys():
+                self.primary_gids[uid] = _primary_gid(uid)
+            members = {uid for uid in in_question if self.primary_gids.get(uid) in self.group_members.gids}
+            if members <= facts.protected_group_uids:
+                return facts, plan
+            facts = replace(facts, protected_group_uids=facts.protected_group_uids | members)
 
     def _plan(self, facts: Facts) -> Plan:
         try:
@@ -207,7 +244,7 @@ class _Run:
         self.report.asked_slurm = True
         self.report.node_names, self.report.job_uids = jobs.node_names, tuple(sorted(jobs.job_uids))
         self.report.slurm_seconds = jobs.seconds
-        return self._plan(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)))
+        return self._judged(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)))[1]
 
     def _note_skipped(self) -> None:
         for skipped in self.scan.skipped:
@@ -238,6 +275,21 @@ def _uid_of_name(name: str) -> int | None:
         return pwd.getpwnam(name).pw_uid
     except (KeyError, ValueError):
         return None
+
+
+def _primary_gid(uid: int) -> int | None:
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return None
+
+
+def _group_entry(group: str | int) -> GroupEntry | None:
+    try:
+        found = grp.getgrgid(group) if isinstance(group, int) else grp.getgrnam(group)
+    except (KeyError, ValueError, OverflowError):
+        return None
+    return GroupEntry(found.gr_name, found.gr_gid, tuple(found.gr_mem))
 
 
 def _name_of_uid(uid: int) -> str | None:

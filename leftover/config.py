@@ -26,6 +26,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Settings:
     protected_users: tuple[str | int, ...] = ()
+    protected_groups: tuple[str | int, ...] = ()
     debuglevel: str = "info"
     slew: float = 0.0
     slew_max: float = DEFAULT_SLEW_MAX
@@ -86,8 +87,9 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
     for key in ("squeue", "metrics_file"):
         if key in values:
             values[key] = path.parent / values[key]
-    if "protected_users" in values:
-        values["protected_users"] = tuple(values["protected_users"])
+    for key in ("protected_users", "protected_groups"):
+        if key in values:
+            values[key] = tuple(values[key])
     if "slew" in values and "slew_max" not in values:
         values["slew_max"] = values["slew"]
     if values.get("slew", 0.0) > values.get("slew_max", DEFAULT_SLEW_MAX):
@@ -122,17 +124,22 @@ def _number(low: float, high: float, integer: bool = False):
     return check
 
 
-def _protected_users(value: object) -> str | None:
-    if not isinstance(value, list):
-        return "must be a list of user names and UIDs"
-    for entry in value:
-        if isinstance(entry, bool) or not isinstance(entry, (str, int)):
-            return f"entry {entry!r} is neither a user name nor a UID"
-        if isinstance(entry, int) and not 0 <= entry < 2**32 - 1:
-            return f"entry {entry} is not a valid UID"
-        if isinstance(entry, str) and (not entry or entry != entry.strip() or ":" in entry or not entry.isprintable()):
-            return f"entry {entry!r} is not a user name"
-    return None
+def _names_and_ids(kind: str, id_kind: str):
+    def check(value: object) -> str | None:
+        if not isinstance(value, list):
+            return f"must be a list of {kind} names and {id_kind}s"
+        for entry in value:
+            if isinstance(entry, bool) or not isinstance(entry, (str, int)):
+                return f"entry {entry!r} is neither a {kind} name nor a {id_kind}"
+            if isinstance(entry, int) and not 0 <= entry < 2**32 - 1:
+                return f"entry {entry} is not a valid {id_kind}"
+            if isinstance(entry, str) and (
+                not entry or entry != entry.strip() or ":" in entry or "," in entry or not entry.isprintable()
+            ):
+                return f"entry {entry!r} is not a {kind} name"
+        return None
+
+    return check
 
 
 def _debuglevel(value: object) -> str | None:
@@ -154,7 +161,8 @@ def _job_source(value: object) -> str | None:
 
 
 _CHECKS = {
-    "protected_users": _protected_users,
+    "protected_users": _names_and_ids("user", "UID"),
+    "protected_groups": _names_and_ids("group", "GID"),
     "debuglevel": _debuglevel,
     "slew": _number(0, 3600),
     "slew_max": _number(0, 3600),

@@ -58,6 +58,7 @@ class Facts:
     protected_uids: frozenset[int]
     answer: JobAnswer | None = None
     local: LocalJobs = field(default_factory=LocalJobs)
+    protected_group_uids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ RULES: tuple[Rule, ...] = (
     Rule("protected-user", Verdict.SPARE, False,
          lambda p, f: not f.protected_uids.isdisjoint(p.uids),
          "a UID listed in protected_users"),
+    Rule("protected-group", Verdict.SPARE, False,
+         lambda p, f: not f.protected_group_uids.isdisjoint(p.uids),
+         "a UID that is a member of a group listed in protected_groups"),
     Rule("in-job-cgroup", Verdict.SPARE, False,
          lambda p, f: p.job_cgroup is not None,
          "inside a Slurm job's cgroup"),
@@ -148,7 +152,7 @@ class Plan:
 
 
 _LOCAL_JOB_RULES = frozenset({"in-job-cgroup", "under-slurmstepd"})
-_STATUS_RULES = frozenset({"kernel-thread", "zombie", "system-account", "protected-user"})
+_STATUS_RULES = frozenset({"kernel-thread", "zombie", "system-account", "protected-user", "protected-group"})
 
 
 def judge(process: Process, facts: Facts) -> Rule | None:

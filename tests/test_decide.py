@@ -165,3 +165,11 @@ def test_a_deep_process_chain_is_walked_to_its_slurmstepd():
     chain += [process(pid=11 + i, uids=(3001,) * 4)._replace(ppid=10 + i) for i in range(depth)]
     plan = decide(chain, FACTS)
     assert plan.local_job_processes() == depth
+
+
+def test_members_of_protected_groups_are_spared_by_their_own_row():
+    facts = replace(ANSWERED, protected_group_uids=frozenset({2002}))
+    assert reason(process(), facts) == "protected-group"
+    assert reason(process(uids=(3000, 2002, 3000, 3000)), facts) == "protected-group"
+    assert reason(process(uids=(2002, 64030, 2002, 2002)), facts) == "protected-user"  # the earlier row decides
+    assert reason(process(uids=(3000,) * 4), facts) == "no-job-on-node"
