@@ -25,7 +25,9 @@ class Process(NamedTuple):
     uids are (real, effective, saved, filesystem). start_ticks is field 22 of
     /proc/[pid]/stat, clock ticks since boot on CLOCK_BOOTTIME; None until read.
     job_cgroup is the Slurm job cgroup the process is in; None when it is in
-    none, or /proc/[pid]/cgroup was not read.
+    none, or /proc/[pid]/cgroup was not read. gpu_devices are the GPU device
+    files it has open, read for targets only (leftover.gpu); they are told, and
+    never change a verdict.
     """
 
     pid: int
@@ -36,6 +38,7 @@ class Process(NamedTuple):
     kernel_thread: bool
     start_ticks: int | None = None
     job_cgroup: str | None = None
+    gpu_devices: tuple[str, ...] = ()
 
     @property
     def uid(self) -> int:

@@ -60,12 +60,17 @@ class Describer:
             "name": printable(process.name),
             "age_seconds": self.age_seconds(decision, plan),
             "reason": decision.rule.name if decision.rule else "undecided",
+            "gpu_devices": [printable(device) for device in process.gpu_devices],
         }
 
     def line(self, decision: Decision, plan: Plan) -> str:
         f = self.fields(decision, plan)
         age = "?" if f["age_seconds"] is None else f"{f['age_seconds']}s"
-        return f"pid={f['pid']} user={printable(f['user'], 32)} uid={f['uid']} name='{f['name']}' age={age} reason={f['reason']}"
+        gpus = f" gpu={','.join(f['gpu_devices'])}" if f["gpu_devices"] else ""
+        return (
+            f"pid={f['pid']} user={printable(f['user'], 32)} uid={f['uid']} name='{f['name']}' age={age} "
+            f"reason={f['reason']}{gpus}"
+        )
 
 
 def summary(report: RunReport) -> str:
