@@ -12,6 +12,7 @@ import grp
 import os
 import pwd
 import random
+import socket
 import sys
 import time
 from dataclasses import replace
@@ -23,13 +24,14 @@ from leftover.config import ConfigError, Settings
 from leftover.decide import Facts, JobAnswer, Plan
 from leftover.group import GroupEntry, parse_group
 from leftover.interrupt import Interrupted, stop_signals_raise
-from leftover.log import Log
+from leftover.log import Log, printable
 from leftover.passwd import parse_passwd
 from leftover.protect import GroupMembers, UnknownMember, protected_group_members, protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
 from leftover.survey import survey
+from leftover.tell import run_notify_command, terminal_message, user_terminals, write_to_terminal
 from leftover.version import version
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     report.duration = time.monotonic() - started
     (log.error if report.bailed_out or report.stopped else log.info)(summary(report))
     run.write_metrics()
+    run.notify()
     run.release_lock()
     try:
         if arguments.json:
@@ -155,6 +158,8 @@ class _Run:
             return
         for decision in plan.targets:  # user names now: an LDAP lookup must not stall the kill phase
             self.describer.user_name(decision.process.uid)
+        if settings.tell_terminals:
+            self._tell_terminals(plan, settings.grace_seconds)
         actor = Actor(
             report=lambda level, text: getattr(self.log, level)(text),
             describe=lambda decision: self.describer.line(decision, plan),
@@ -250,6 +255,44 @@ class _Run:
         for skipped in self.scan.skipped:
             self.log.warning(f"pid {skipped.pid} left alone: {skipped.why}")
             self.report.skipped.append({"pid": skipped.pid, "why": skipped.why})
+
+    def _tell_terminals(self, plan: Plan, grace_seconds: float) -> None:
+        """One line on each terminal of each target's user, before SIGTERM."""
+        host = socket.gethostname().split(".")[0]
+        by_uid: dict[int, list] = {}
+        for decision in plan.targets:
+            by_uid.setdefault(decision.process.uid, []).append(decision)
+        for uid, decisions in by_uid.items():
+            rule = decisions[0].rule
+            text = terminal_message(
+                host, [(d.process.pid, printable(d.process.name, 32)) for d in decisions], f"{rule.name}, {rule.meaning}",
+                grace_seconds,
+            )
+            user = printable(self.describer.user_name(uid), 32)
+            for terminal in user_terminals(uid):
+                problem = write_to_terminal(terminal, uid, text)
+                if problem:
+                    self.log.warning(f"could not tell user={user} uid={uid} on {terminal}: {problem}; going on")
+                else:
+                    self.log.info(f"told user={user} uid={uid} on {terminal} that {len(decisions)} process(es) end")
+
+    def notify(self) -> None:
+        """The site's notify command, once, after a real run that targeted
+        anything. Whatever it does, the run's outcome and exit code stand."""
+        settings, plan = self.settings, self.report.plan
+        if self.arguments.dry_run or settings is None or settings.notify_command is None or not (plan and plan.targets):
+            return
+        try:
+            with stop_signals_raise():
+                problem = run_notify_command(
+                    settings.notify_command, json_document(self.report, self.describer), settings.notify_timeout
+                )
+        except Interrupted as stop:
+            problem = f"stopped by {stop.name} while {settings.notify_command} ran; its process group was killed"
+        if problem:
+            self.log.warning(f"notify command: {problem}; the run's outcome stands")
+        else:
+            self.log.debug(f"notify command {settings.notify_command} told of {len(plan.targets)} target(s)")
 
     def release_lock(self) -> None:
         if self.lock_fd is not None:

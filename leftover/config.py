@@ -36,6 +36,9 @@ class Settings:
     squeue_timeout: float = 2.0
     job_source: str = "squeue"
     metrics_file: Path | None = None
+    tell_terminals: bool = False
+    notify_command: Path | None = None
+    notify_timeout: float = 10.0
     source: str = field(default="built-in defaults", compare=False)
 
 
@@ -84,7 +87,7 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
         if problem:
             raise ConfigError(f"config file {path}: {key} {problem}")
         values[key] = value
-    for key in ("squeue", "metrics_file"):
+    for key in ("squeue", "metrics_file", "notify_command"):
         if key in values:
             values[key] = path.parent / values[key]
     for key in ("protected_users", "protected_groups"):
@@ -142,6 +145,10 @@ def _names_and_ids(kind: str, id_kind: str):
     return check
 
 
+def _boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
 def _debuglevel(value: object) -> str | None:
     if value not in LEVELS:
         return "must be one of " + ", ".join(LEVELS)
@@ -172,4 +179,7 @@ _CHECKS = {
     "squeue_timeout": _number(0.1, 60),
     "job_source": _job_source,
     "metrics_file": _path,
+    "tell_terminals": _boolean,
+    "notify_command": _path,
+    "notify_timeout": _number(0.1, 600),
 }
