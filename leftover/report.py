@@ -23,7 +23,7 @@ class RunReport:
     dry_run: bool
     exit_code: int = 0
     bailed_out: str | None = None
-    bailed_out_label: str | None = None  # config, lock, passwd, proc, slurm, stopped, internal
+    bailed_out_label: str | None = None  # config, lock, passwd, group, proc, slurm, stopped, internal
     stopped: str | None = None  # stopped by a signal after the kill phase began
     duration: float = 0.0
     job_source: str = "squeue"
