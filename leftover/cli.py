@@ -215,7 +215,9 @@ class _Run:
             plan = self._plan(facts)
             if not self.group_members.gids:
                 return facts, plan
-            in_question = {p.uid for p in plan.undecided} | {d.process.uid for d in plan.targets}
+            in_question = {uid for p in plan.undecided for uid in p.uids} | {
+                uid for d in plan.targets for uid in d.process.uids
+            }
             for uid in in_question - self.passwd_uids - self.primary_gids.keys():
                 self.primary_gids[uid] = _primary_gid(uid)
             members = {uid for uid in in_question if self.primary_gids.get(uid) in self.group_members.gids}
