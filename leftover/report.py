@@ -128,7 +128,14 @@ def json_document(report: RunReport, describer: Describer) -> str:
         "job_uids": list(report.job_uids),
         "slurm_seconds": report.slurm_seconds,
         "reasons": plan.count_by_reason() if plan else {},
-        "judged": [describer.fields(d, plan) for d in plan.judged()] if plan else [],
+        "judged": [_without_gpu_devices(describer.fields(d, plan)) for d in plan.judged()] if plan else [],
         "targets": targets,
     }
     return json.dumps(document, indent=2, sort_keys=False)
+
+
+def _without_gpu_devices(fields: dict) -> dict:
+    """Only targets are looked at for GPU devices: an empty list elsewhere
+    would claim what was never read."""
+    fields.pop("gpu_devices")
+    return fields

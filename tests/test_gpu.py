@@ -81,3 +81,12 @@ def test_the_log_line_json_and_metrics_say_which_targets_hold_a_gpu(proc, tmp_pa
     targets = json.loads(capsys.readouterr().out)["targets"]
     assert [t["gpu_devices"] for t in targets] == [["/dev/kfd", "/dev/nvidia0", "/dev/nvidiactl"], [], []]
     assert "\nleftover_gpu_holding_targets 1\n" in (tmp_path / "leftover.prom").read_text()
+
+
+def test_judged_entries_claim_nothing_about_gpus_since_only_targets_are_read(proc, capsys):
+    conf = EXAMPLE_NODE / "leftover.conf"
+    assert cli.main(["--no-splay", "--json", "--dry-run", "--config", str(conf), "--proc", str(proc),
+                     "--passwd", str(EXAMPLE_NODE / "passwd")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["judged"] and all("gpu_devices" not in entry for entry in report["judged"])
+    assert all("gpu_devices" in entry for entry in report["targets"])
