@@ -4,7 +4,9 @@ leftover, with tell_terminals and a real notify command, writes its line there
 before SIGTERM, and the command gets the run's document."""
 
 import json
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,8 +44,7 @@ def test_the_owner_is_told_on_their_own_terminal_before_sigterm_and_the_site_com
     slurm, syslog, tmp_path
 ):
     tmp_path.chmod(0o755)
-    shared = tmp_path / "holder"
-    shared.mkdir(mode=0o777)
+    shared = Path(tempfile.mkdtemp(prefix="leftover-e2e-tty-", dir="/tmp"))  # pytest's tmp_path is root's alone
     shared.chmod(0o777)
     told = tmp_path / "notified.json"
     command = tmp_path / "notify"
@@ -69,6 +70,7 @@ def test_the_owner_is_told_on_their_own_terminal_before_sigterm_and_the_site_com
         assert [(t["pid"], t["result"]) for t in document["targets"]] == [(holder.pid, "killed")]
     finally:
         cluster.stop([holder])
+        shutil.rmtree(shared)
 
 
 def test_a_hanging_site_command_is_killed_and_the_run_still_succeeds(slurm, syslog, tmp_path):
