@@ -80,7 +80,9 @@ def protected_group_members(
     """Resolve each group (a name or a GID) through the group entries first,
     then group_lookup; each listed member through passwd first, then
     user_lookup. A name listed twice in the group file: the first line wins,
-    as for getgrnam."""
+    as for getgrnam. Unlike a UID, a GID must resolve: its listed members are
+    known only from its entry, and a group database that is down must stop
+    the run, not quietly leave those members unprotected."""
     by_name: dict[str, GroupEntry] = {}
     by_gid: dict[int, GroupEntry] = {}
     for group in groups:
