@@ -7,6 +7,7 @@ or the real test cluster say so and are skipped where those are missing.
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -276,12 +277,27 @@ def _job_info_stats() -> tuple[int, int]:
     return 0, 0
 
 
+def node_table() -> None:
+    """The price of squeue's --nodelist: slurmctld's node-table RPC as the table grows."""
+    from tests.bench.node_table import rpc_times
+
+    if os.geteuid() != 0 or not shutil.which("slurmctld"):
+        row("node-table RPC", "skipped: needs root and slurmctld")
+        return
+    for size in (0, 1000, 5000):
+        times = rpc_times(size)
+        row(f"slurmctld time per squeue -w, {size + 1} nodes in slurm.conf",
+            f"node info {times['REQUEST_NODE_INFO']:.2f} ms, job info {times['REQUEST_JOB_INFO']:.2f} ms, "
+            f"partition info {times['REQUEST_PARTITION_INFO']:.2f} ms (empty queue)")
+
+
 def main() -> None:
     extra = int(os.environ.get("LEFTOVER_BENCH_EXTRA", "3000"))
     generated_trees()
     whole_runs(extra)
     startup()
     controller_rpcs()
+    node_table()
     width = max(len(w) for w, _, _ in ROWS)
     print(f"| {'measure'.ljust(width)} | figure | target |")
     print(f"| {'-' * width} | --- | --- |")
