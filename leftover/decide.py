@@ -10,8 +10,9 @@ Rules this module keeps:
   is reached only when the answer to "who has a job here" is known.
 - A row that needs that answer is not evaluated without one: the process is
   left undecided, which is how the caller learns whether to ask Slurm.
-- What the node itself shows about jobs (a job cgroup, a slurmstepd ancestor)
-  is derived here from the processes, and spares before Slurm is asked.
+- What the node itself shows about jobs (a job cgroup, the user a v1 job
+  cgroup names, a slurmstepd ancestor) is derived here from the processes,
+  and spares before Slurm is asked.
 """
 
 from collections import Counter
@@ -163,8 +164,10 @@ def judge(process: Process, facts: Facts) -> Rule | None:
 
 def local_jobs(processes: Iterable[Process]) -> LocalJobs:
     """Processes the node shows to be in a job (a job cgroup, or a root-owned
-    slurmstepd among their ancestors), and every UID they run as. Kernel
-    threads are never in a job, and are not walked."""
+    slurmstepd among their ancestors), every UID they run as, and every UID
+    their job cgroup's path names (cgroup v1's uid_<N>: the job's user, also
+    where the only process in the job is root's). Kernel threads are never in
+    a job, and are not walked."""
     by_pid = {p.pid: p for p in processes}
     under_stepd: dict[int, bool] = {}
 
@@ -190,6 +193,7 @@ def local_jobs(processes: Iterable[Process]) -> LocalJobs:
 
     pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or below_stepd(p.pid))}
     uids = {uid for pid in pids for uid in by_pid[pid].uids}
+    uids.update(p.job_cgroup_uid for p in by_pid.values() if p.job_cgroup_uid is not None and not p.kernel_thread)
     return LocalJobs(frozenset(pids), frozenset(uids))
 
 

@@ -165,3 +165,14 @@ def test_a_deep_process_chain_is_walked_to_its_slurmstepd():
     chain += [process(pid=11 + i, uids=(3001,) * 4)._replace(ppid=10 + i) for i in range(depth)]
     plan = decide(chain, FACTS)
     assert plan.local_job_processes() == depth
+
+
+def test_a_root_process_in_a_v1_job_cgroup_is_evidence_for_the_user_its_path_names():
+    """The extern step of PrologFlags=Contain holds only root's processes; on
+    cgroup v1 their path names the job's user, whose other processes it spares."""
+    extern_sleep = process(pid=40, uids=(0,) * 4)._replace(
+        job_cgroup="/slurm_vm/uid_3001/job_31/step_extern", job_cgroup_uid=3001)
+    session, other = process(pid=41, uids=(3001,) * 4), process(pid=42, uids=(3002,) * 4)
+    plan = decide([extern_sleep, session, other], FACTS)
+    assert 3001 in plan.facts.local.uids
+    assert [d.rule.name if d.rule else None for d in plan.decisions] == ["system-account", "uid-has-local-job", None]
