@@ -50,15 +50,31 @@ class LocalJobs:
     uids: frozenset[int] = frozenset()
 
 
+# System accounts above any min_uid, inclusive (low, high) UID ranges. From
+# systemd.io's "Users, Groups, UIDs and GIDs on systemd Systems" (UIDS-GIDS):
+# systemd-homed's and DynamicUser='s ranges, nobody (65534) and the unusable
+# 16-bit (uid_t)-1 (65535). Beside them (uid_t)-2, the 32-bit nobody that
+# some NFS setups map unknown users to.
+SYSTEM_UID_RANGES: tuple[tuple[int, int], ...] = (
+    (60001, 60513),
+    (61184, 65519),
+    (65534, 65535),
+    (4294967294, 4294967294),
+)
+
+
 @dataclass(frozen=True)
 class Facts:
     """Everything but the processes that a decision depends on. local is
-    filled in by decide() from the processes; callers leave it empty."""
+    filled in by decide() from the processes; callers leave it empty.
+    system_uid_ranges are inclusive (low, high) UID ranges of system accounts
+    above min_uid."""
 
     min_uid: int
     protected_uids: frozenset[int]
     answer: JobAnswer | None = None
     local: LocalJobs = field(default_factory=LocalJobs)
+    system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,10 @@ class Rule:
     meaning: str
 
 
+def _in_ranges(uids: tuple[int, ...], ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(low <= uid <= high for low, high in ranges for uid in uids)
+
+
 RULES: tuple[Rule, ...] = (
     Rule("kernel-thread", Verdict.SPARE, False,
          lambda p, f: p.kernel_thread,
@@ -78,8 +98,8 @@ RULES: tuple[Rule, ...] = (
          lambda p, f: p.state in ("Z", "X"),
          "already dead; only its parent can reap it"),
     Rule("system-account", Verdict.SPARE, False,
-         lambda p, f: min(p.uids) < f.min_uid,
-         "a UID below min_uid"),
+         lambda p, f: min(p.uids) < f.min_uid or _in_ranges(p.uids, f.system_uid_ranges),
+         "a UID below min_uid or in system_uid_ranges"),
     Rule("protected-user", Verdict.SPARE, False,
          lambda p, f: not f.protected_uids.isdisjoint(p.uids),
          "a UID listed in protected_users"),

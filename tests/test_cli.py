@@ -256,3 +256,13 @@ def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signall
     code, report = run(capsys, "--dry-run")
     assert code == 1 and signalled == []
     assert report["bailed_out"] == "internal error (RuntimeError: a bug)" and report["bailed_out_reason"] == "internal"
+
+
+def test_system_uid_ranges_from_the_config_steer_the_system_account_rule(capsys, signalled, tmp_path):
+    """bob (2002) named as a system account range: his processes are no longer targets."""
+    squeue = EXAMPLE_NODE / "squeue"
+    conf = config(tmp_path, json.dumps({"protected_users": ["slurm", "dave"], "squeue": str(squeue),
+                                        "system_uid_ranges": [[2002, 2002]]}))
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and signalled == []
+    assert [t["pid"] for t in report["targets"]] == [1207]
