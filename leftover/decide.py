@@ -111,7 +111,7 @@ RULES: tuple[Rule, ...] = (
          "a descendant of a root-owned slurmstepd"),
     Rule("uid-has-local-job", Verdict.SPARE, False,
          lambda p, f: not f.local.uids.isdisjoint(p.uids),
-         "a UID with a job process on this node"),
+         "a UID with a job process on this node, or that a cgroup v1 job cgroup here names"),
     Rule("job-on-node", Verdict.SPARE, True,
          lambda p, f: not f.answer.job_uids.isdisjoint(p.uids),
          "a UID with a Slurm job on this node, says squeue"),

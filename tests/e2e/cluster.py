@@ -296,19 +296,33 @@ def slurm_up_with(proctrack: str) -> None:
                    env={**os.environ, "LEFTOVER_TEST_PROCTRACK": proctrack})
 
 
-def allocate_without_shell(user: TestUser) -> int:
+def allocate_without_shell(user: TestUser, job_cgroups: bool = True) -> int:
     """salloc --no-shell: an allocation on the node with no process of the
-    user's under slurmstepd (only the extern step's root-owned sleep)."""
+    user's under slurmstepd (only the extern step's root-owned processes).
+    Waits for the extern step's cgroups (proctrack/cgroup) or, without
+    job_cgroups, for its slurmstepd."""
     done = subprocess.run(
         ["salloc", "--no-shell", "--nodes=1"], user=user.uid, group=grp.getgrnam(user.name).gr_gid,
         extra_groups=[], capture_output=True, text=True, check=True, cwd="/tmp",
     )
     job_id = int(done.stderr.split("Granted job allocation ")[1].split()[0])
     deadline = time.monotonic() + 30
-    while job_state(job_id) != "RUNNING" or not _extern_cgroups(user, job_id):
+    while job_state(job_id) != "RUNNING" or not (_extern_cgroups(user, job_id) if job_cgroups else extern_stepd(job_id)):
         assert time.monotonic() < deadline, f"allocation {job_id} did not start"
         time.sleep(0.2)
     return job_id
+
+
+def extern_stepd(job_id: int) -> int | None:
+    """The pid of the job's extern step slurmstepd, if it runs."""
+    done = subprocess.run(["pgrep", "-x", "-f", rf"slurmstepd: \[{job_id}\.extern\]"], capture_output=True, text=True)
+    pids = done.stdout.split()
+    return int(pids[0]) if pids else None
+
+
+def children(pid: int) -> list[int]:
+    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in done.stdout.split()]
 
 
 def adopt(pid: int, user: TestUser, job_id: int) -> None:
