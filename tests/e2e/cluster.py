@@ -76,9 +76,10 @@ SUSPENDED = TestUser("lo-suspended", 3003)
 EXEMPT_BY_NAME = TestUser("lo-exempt", 3004)
 EXEMPT_BY_UID = TestUser("lo-exemptuid", 3005)
 LONG_NAME = TestUser("lo-averylongusername", 3006)
+BEYOND_2_31 = TestUser("lo-bignum", 3_000_000_000)  # squeue before 26.05.3 prints it as -1294967296
 SYSTEM_LISTED = TestUser("lo-sysacct", 950)
 SYSTEM_UNLISTED = TestUser(None, 960)
-USERS = (JOB, STRAY, SUSPENDED, EXEMPT_BY_NAME, EXEMPT_BY_UID, LONG_NAME, SYSTEM_LISTED, SYSTEM_UNLISTED)
+USERS = (JOB, STRAY, SUSPENDED, EXEMPT_BY_NAME, EXEMPT_BY_UID, LONG_NAME, BEYOND_2_31, SYSTEM_LISTED, SYSTEM_UNLISTED)
 
 
 def is_test_cluster() -> bool:
