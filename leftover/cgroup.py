@@ -13,7 +13,7 @@ cite the source file and tag of each):
 - cgroup v2: `<prefix>/<slice>/[<node>_]slurmstepd.scope/<job>/...` where
   <slice> is system.slice or CgroupSlice= (25.11+, any path), <node>_ is there
   in multiple-slurmd builds, <prefix> is the cgroup of a container slurmd runs
-  in (24.11+), and <job> is `job_<id>` up to 25.11, or from 26.05 the job's
+  in, and <job> is `job_<id>` up to 25.11, or from 26.05 the job's
   SLUID (`s` and 13 Crockford base32 digits) unless CgroupJobIdPaths=yes.
 """
 
