@@ -12,6 +12,10 @@ Rules this module keeps:
   left undecided, which is how the caller learns whether to ask Slurm.
 - What the node itself shows about jobs (a job cgroup, a slurmstepd ancestor)
   is derived here from the processes, and spares before Slurm is asked.
+- A process counts as every one of its identities (Process.identities: its
+  UIDs and the owner of its user namespace): a row that asks about a user
+  asks about all of them, so a container's process is spared whenever its
+  owner would be.
 """
 
 from collections import Counter
@@ -23,6 +27,7 @@ from typing import NamedTuple
 from leftover.process import Process
 
 SLURMSTEPD = "slurmstepd"
+USERNS_UNREADABLE = "userns-unreadable"
 
 
 class Verdict(Enum):
@@ -77,11 +82,11 @@ RULES: tuple[Rule, ...] = (
          lambda p, f: p.state in ("Z", "X"),
          "already dead; only its parent can reap it"),
     Rule("system-account", Verdict.SPARE, False,
-         lambda p, f: min(p.uids) < f.min_uid,
-         "a UID below min_uid"),
+         lambda p, f: min(p.identities) < f.min_uid,
+         "a UID, or its user namespace's owner, below min_uid"),
     Rule("protected-user", Verdict.SPARE, False,
-         lambda p, f: not f.protected_uids.isdisjoint(p.uids),
-         "a UID listed in protected_users"),
+         lambda p, f: not f.protected_uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, listed in protected_users"),
     Rule("in-job-cgroup", Verdict.SPARE, False,
          lambda p, f: p.job_cgroup is not None,
          "inside a Slurm job's cgroup"),
@@ -89,11 +94,14 @@ RULES: tuple[Rule, ...] = (
          lambda p, f: p.pid in f.local.pids,
          "a descendant of a root-owned slurmstepd"),
     Rule("uid-has-local-job", Verdict.SPARE, False,
-         lambda p, f: not f.local.uids.isdisjoint(p.uids),
-         "a UID with a job process on this node"),
+         lambda p, f: not f.local.uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, with a job process on this node"),
+    Rule(USERNS_UNREADABLE, Verdict.SPARE, False,
+         lambda p, f: p.userns_error is not None,
+         "in a user namespace whose owner could not be read; left alone, with a warning"),
     Rule("job-on-node", Verdict.SPARE, True,
-         lambda p, f: not f.answer.job_uids.isdisjoint(p.uids),
-         "a UID with a Slurm job on this node, says squeue"),
+         lambda p, f: not f.answer.job_uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, with a Slurm job on this node, says squeue"),
     Rule("start-time-unknown", Verdict.SPARE, True,
          lambda p, f: p.start_ticks is None,
          "start time could not be read"),
@@ -102,7 +110,7 @@ RULES: tuple[Rule, ...] = (
          "may belong to a job that started while Slurm was asked; next run decides"),
     Rule("no-job-on-node", Verdict.TARGET, True,
          lambda p, f: True,
-         "no UID of the process has a Slurm job on this node"),
+         "neither a UID of the process nor its user namespace's owner has a Slurm job on this node"),
 )
 
 
@@ -163,7 +171,7 @@ def judge(process: Process, facts: Facts) -> Rule | None:
 
 def local_jobs(processes: Iterable[Process]) -> LocalJobs:
     """Processes the node shows to be in a job (a job cgroup, or a root-owned
-    slurmstepd among their ancestors), and every UID they run as. Kernel
+    slurmstepd among their ancestors), and every UID they count as. Kernel
     threads are never in a job, and are not walked."""
     by_pid = {p.pid: p for p in processes}
     under_stepd: dict[int, bool] = {}
@@ -189,7 +197,7 @@ def local_jobs(processes: Iterable[Process]) -> LocalJobs:
         return under_stepd.get(pid, found)
 
     pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or below_stepd(p.pid))}
-    uids = {uid for pid in pids for uid in by_pid[pid].uids}
+    uids = {uid for pid in pids for uid in by_pid[pid].identities}
     return LocalJobs(frozenset(pids), frozenset(uids))
 
 

@@ -26,6 +26,10 @@ class Process(NamedTuple):
     /proc/[pid]/stat, clock ticks since boot on CLOCK_BOOTTIME; None until read.
     job_cgroup is the Slurm job cgroup the process is in; None when it is in
     none, or /proc/[pid]/cgroup was not read.
+    userns_owner is the UID owning the outermost user namespace below the
+    initial one that the process is in (a container's user); None when it is
+    in the initial namespace, or that was not read. userns_error says why its
+    namespace could not be read, if it could not.
     """
 
     pid: int
@@ -36,10 +40,18 @@ class Process(NamedTuple):
     kernel_thread: bool
     start_ticks: int | None = None
     job_cgroup: str | None = None
+    userns_owner: int | None = None
+    userns_error: str | None = None
 
     @property
     def uid(self) -> int:
         return self.uids[0]
+
+    @property
+    def identities(self) -> tuple[int, ...]:
+        """Every UID the process counts as: its own four and, in a user
+        namespace other than the initial one, the namespace's owner."""
+        return self.uids if self.userns_owner is None else (*self.uids, self.userns_owner)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 only where that file can still change a verdict.
 
 Every status is read; a process's cgroup only when neither its status nor a
-slurmstepd ancestor already decided it; its stat (start time) only when the
-job answer is all that is left to decide it. On an idle node, or one whose
+slurmstepd ancestor already decided it; its user namespace only when its
+cgroup did not decide it either; its stat (start time) only when the job
+answer is all that is left to decide it. On an idle node, or one whose
 user processes all live under slurmstepd, that is one file per process.
 It signals nothing and asks no one; errors are ProcError from leftover.scan.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from leftover.decide import Facts, Plan, decide
-from leftover.scan import Scan, scan_statuses, with_job_cgroups, with_start_times
+from leftover.scan import Scan, scan_statuses, with_job_cgroups, with_start_times, with_userns_owners
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ def survey(proc_root: Path, facts: Facts) -> Survey:
     plan = decide(scan.processes, unanswered)
     if plan.undecided:
         scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided))
+        plan = decide(scan.processes, unanswered)
+    if plan.undecided:
+        scan = with_userns_owners(proc_root, scan, _pids(plan.undecided))
         plan = decide(scan.processes, unanswered)
     if facts.answer is None:
         return Survey(plan, scan)
