@@ -385,3 +385,27 @@ def kill_session(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+def wait_for_process_of(uid: int, name: str, seconds: float = 30) -> int:
+    """The pid of a process called name running as uid, once there is one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done = subprocess.run(["pgrep", "-U", str(uid), "-x", name], capture_output=True, text=True)
+        if done.stdout.split():
+            return int(done.stdout.split()[0])
+        time.sleep(0.1)
+    raise AssertionError(f"no {name} runs as uid {uid}")
+
+
+def kill_uids(uids: range) -> None:
+    """SIGKILL every process whose real UID is in uids (a subordinate range)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            uid = int((entry / "status").read_text().split("\nUid:\t", 1)[1].split("\t", 1)[0])
+            if uid in uids:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            continue

@@ -28,20 +28,15 @@ def container(user, inside_uid: int, argv: list[str]) -> list[str]:
     return ["unshare", "--user", "--map-auto", f"--setuid={inside_uid}", f"--setgid={inside_uid}", *argv]
 
 
-def rootful_container(argv: list[str]) -> subprocess.Popen:
+def rootful_container(argv: list[str]) -> tuple[subprocess.Popen, int]:
     """root makes a user namespace mapping UIDs 0-65535 inside onto
-    ROOTFUL_FIRST_UID and up (as a rootful podman --userns=auto or LXC does),
-    and becomes its UID 0, so argv runs as host UID ROOTFUL_FIRST_UID."""
-    inner = "exec setpriv --reuid=0 --regid=0 --clear-groups " + " ".join(argv)
+    ROOTFUL_FIRST_UID and up (as rootful podman --userns=auto or LXC does) and
+    runs argv as its UID 0. Returns the runtime process and argv's pid."""
     process = subprocess.Popen(
-        ["unshare", "--user", "sh", "-c", f'while [ -z "$(cat /proc/self/uid_map)" ]; do sleep 0.05; done; {inner}'],
-        start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ["/usr/bin/python3", str(Path(__file__).with_name("rootful_container.py")), str(ROOTFUL_FIRST_UID), *argv],
+        start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
-    while _namespace(process.pid) == _namespace("self"):
-        pass
-    for map_file in ("uid_map", "gid_map"):
-        Path(f"/proc/{process.pid}/{map_file}").write_text(f"0 {ROOTFUL_FIRST_UID} 65536\n")
-    return process
+    return process, int(process.stdout.readline())
 
 
 def _namespace(pid) -> str:
@@ -76,12 +71,15 @@ def scene(slurm, syslog, tmp_path_factory):
                 first[EXEMPT_BY_NAME.name] + CONTAINER_USER),
             "job user's nested container": (
                 cluster.start_as(JOB, container(JOB, CONTAINER_USER, ["unshare", "--user", *sleep])), first[JOB.name] + CONTAINER_USER),
-            "rootful container": (rootful_container(sleep), ROOTFUL_FIRST_UID),
         }
         processes.extend(process for process, _ in started.values())
         for process, uid in started.values():
             cluster.wait_for_uid(process.pid, uid)
         pids = {what: process.pid for what, (process, _) in started.items()}
+        runtime, pids["rootful container"] = rootful_container(sleep)
+        processes.append(runtime)
+        started["rootful container"] = (runtime, ROOTFUL_FIRST_UID)
+        cluster.wait_for_uid(pids["rootful container"], ROOTFUL_FIRST_UID)
         uids = {what: uid for what, (_, uid) in started.items()}
         mark = syslog.mark()
         result = cluster.run_leftover(cluster.config(workdir), "--json")
