@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +73,9 @@ class Scene:
 
 
 @pytest.fixture(scope="module")
-def scene(slurm, syslog, tmp_path_factory):
+def scene(slurm, syslog):
     first = cluster.ensure_subordinate_ids([JOB, STRAY])
-    workdir = tmp_path_factory.mktemp("podman")
+    workdir = Path(tempfile.mkdtemp(prefix="leftover-e2e-podman-", dir="/tmp"))  # pytest's is root's alone
     workdir.chmod(0o755)
     image_tar = sleep_image(workdir / "sleep.tar")
     users = {"job user": Rootless(JOB, workdir / JOB.name), "jobless user": Rootless(STRAY, workdir / STRAY.name)}
