@@ -1,9 +1,12 @@
 """Reading the process table from a /proc tree, and the clock /proc counts in.
 
-Every read expects the process to vanish under it: a pid whose files are gone,
-empty or unreadable is an ordinary outcome (skipped), never an error. A file
-that is there but garbled is reported as skipped with the reason, and the
-process is left alone. Only a /proc that cannot be listed at all is an error.
+Every read expects the process to vanish under it: a pid whose files are gone
+or empty is an ordinary outcome (skipped), never an error. A file that is there
+but garbled, or that fails to read for any other reason (EACCES, EIO, EISDIR,
+ENAMETOOLONG from a cgroup path longer than PATH_MAX on older kernels), is
+pinned on that one process: it is reported as skipped with the reason and left
+alone. It must never let one process's file stop the whole run: only a /proc
+that cannot be listed at all, or lists no readable process, is an error.
 """
 
 import errno
@@ -15,7 +18,7 @@ from pathlib import Path
 from leftover.cgroup import CgroupFormatError, job_cgroup, parse_cgroup
 from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_stat, parse_status
 
-_VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL)
+_VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL, errno.ENOTDIR)
 _CHUNK = 4096  # one page: a larger read buffer per file fragments the heap badly
 
 
@@ -54,13 +57,12 @@ def scan_statuses(proc_root: Path) -> Scan:
             for entry in entries:
                 if not (entry.name.isascii() and entry.name.isdigit()):
                     continue
-                raw = _read(f"{proc_root}/{entry.name}/status")
-                if raw is None:
-                    continue
                 try:
-                    processes.append(parse_status(int(entry.name), raw))
-                except ProcFormatError as error:
-                    skipped.append(Skipped(int(entry.name), f"status unreadable: {error}"))
+                    raw = _read(f"{proc_root}/{entry.name}/status")
+                    if raw is not None:
+                        processes.append(parse_status(int(entry.name), raw))
+                except (OSError, ProcFormatError) as error:
+                    skipped.append(Skipped(int(entry.name), f"status unreadable: {_reason(error)}"))
     except OSError as error:
         raise ProcError(f"cannot list {proc_root}: {error.strerror}") from None
     if not processes:
@@ -78,16 +80,17 @@ UNREADABLE_CGROUP = "(cgroup file unreadable: taken to be a job's)"
 
 def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
     """The same scan with /proc/[pid]/cgroup read for pids: the Slurm job cgroup
-    each is in, if any. A garbled cgroup file might hide a job, so it counts as
-    one: the process and its UIDs are spared, never judged without it."""
+    each is in, if any. A cgroup file that is garbled or cannot be read might
+    hide a job, so it counts as one: the process and its UIDs are spared, never
+    judged without it, and the warning says so."""
 
     def update(process: Process, raw: bytes) -> Process:
-        try:
-            return process._replace(job_cgroup=job_cgroup(parse_cgroup(raw)))
-        except CgroupFormatError:
-            return process._replace(job_cgroup=UNREADABLE_CGROUP)
+        return process._replace(job_cgroup=job_cgroup(parse_cgroup(raw)))
 
-    return _with_file(proc_root, scan, pids, "cgroup", update)
+    def unreadable(process: Process) -> Process:
+        return process._replace(job_cgroup=UNREADABLE_CGROUP)
+
+    return _with_file(proc_root, scan, pids, "cgroup", update, unreadable, "; taken to be a job's, so its UIDs are spared")
 
 
 def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
@@ -104,28 +107,34 @@ def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
     return _with_file(proc_root, scan, pids, "stat", update)
 
 
-def _with_file(proc_root: Path, scan: Scan, pids: frozenset[int], name: str, update) -> Scan:
+def _with_file(proc_root: Path, scan: Scan, pids: frozenset[int], name: str, update,
+               unreadable=None, consequence: str = "") -> Scan:
     """Read one more file for pids. A process whose file is gone has vanished
-    and is dropped; one whose file is garbled is dropped as skipped."""
+    and is dropped. One whose file is garbled or fails to read is reported as
+    skipped, and is dropped, or kept as unreadable(process) makes it."""
     processes, skipped = [], list(scan.skipped)
     for process in scan.processes:
         if process.pid not in pids:
             processes.append(process)
             continue
-        raw = _read(f"{proc_root}/{process.pid}/{name}")
-        if raw is None:
-            continue
         try:
-            processes.append(update(process, raw))
-        except (ProcFormatError, CgroupFormatError) as error:
-            skipped.append(Skipped(process.pid, f"{name} unreadable: {error}"))
+            raw = _read(f"{proc_root}/{process.pid}/{name}")
+            if raw is not None:
+                processes.append(update(process, raw))
+        except (OSError, ProcFormatError, CgroupFormatError) as error:
+            skipped.append(Skipped(process.pid, f"{name} unreadable: {_reason(error)}{consequence}"))
+            if unreadable is not None:
+                processes.append(unreadable(process))
     return Scan(tuple(processes), tuple(skipped))
 
 
 def read_identity(proc_root: Path, pid: int) -> Process | None:
     """A fresh look at one process, start time included; None if it is gone or
     cannot be read with certainty (the caller must then leave it alone)."""
-    status, stat = _read(f"{proc_root}/{pid}/status"), _read(f"{proc_root}/{pid}/stat")
+    try:
+        status, stat = _read(f"{proc_root}/{pid}/status"), _read(f"{proc_root}/{pid}/stat")
+    except OSError as error:
+        raise ProcError(f"cannot read /proc/{pid}: {_reason(error)}") from None
     if status is None or stat is None:
         return None
     try:
@@ -134,14 +143,20 @@ def read_identity(proc_root: Path, pid: int) -> Process | None:
         return None
 
 
+def _reason(error: Exception) -> str:
+    return (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
+
+
 def _read(path: str) -> bytes | None:
-    """The whole file, or None if the process it describes is gone."""
+    """The whole file, or None if the process it describes is gone. Any other
+    failure is raised as OSError, for the caller to pin on that process.
+    O_NONBLOCK: a FIFO in a tree given with --proc must not hang the run."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as error:
-        if error.errno in _VANISHED or error.errno == errno.ENOTDIR:
+        if error.errno in _VANISHED:
             return None
-        raise ProcError(f"cannot read {path}: {error.strerror}") from None
+        raise
     try:
         raw = os.read(fd, _CHUNK)
         while len(raw) % _CHUNK == 0 and raw:  # a long Groups: line, say
@@ -150,9 +165,9 @@ def _read(path: str) -> bytes | None:
                 break
             raw += more
     except OSError as error:
-        if error.errno in _VANISHED or error.errno == errno.ENOTDIR:
+        if error.errno in _VANISHED:
             return None
-        raise ProcError(f"cannot read {path}: {error.strerror}") from None
+        raise
     finally:
         os.close(fd)
     return raw or None

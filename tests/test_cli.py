@@ -3,6 +3,7 @@ not signal is checked with an Actor that records any attempt."""
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -256,3 +257,14 @@ def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signall
     code, report = run(capsys, "--dry-run")
     assert code == 1 and signalled == []
     assert report["bailed_out"] == "internal error (RuntimeError: a bug)" and report["bailed_out_reason"] == "internal"
+
+
+def test_one_process_whose_cgroup_cannot_be_read_is_spared_and_the_run_goes_on(capsys, signalled, tmp_path):
+    proc = tmp_path / "proc"
+    shutil.copytree(EXAMPLE_PROC, proc)
+    (proc / "1202" / "cgroup").unlink()
+    (proc / "1202" / "cgroup").mkdir()  # reads fail (EISDIR), as ENAMETOOLONG, EIO or EACCES would
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), "--proc", str(proc))
+    assert code == 0
+    assert [[d.process.pid for d in targets] for targets in signalled] == [[1207]]  # bob's 1202 and 1203 spared
+    assert {"pid": 1202, "why": "cgroup unreadable: Is a directory; taken to be a job's, so its UIDs are spared"} in report["skipped"]

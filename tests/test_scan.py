@@ -45,6 +45,43 @@ def test_garbled_cgroup_counts_as_a_job_so_the_process_and_its_user_are_spared(t
     (tmp_path / "1202" / "cgroup").write_bytes(b"not a cgroup line\n")
     scan = with_job_cgroups(tmp_path, scan_statuses(tmp_path), frozenset({1202}))
     assert [p.job_cgroup for p in scan.processes] == [UNREADABLE_CGROUP]
+    assert [s.pid for s in scan.skipped] == [1202] and "taken to be a job's" in scan.skipped[0].why
+
+
+def unreadable(path: Path) -> None:
+    """A file of a fake /proc that fails to read: a directory in its place
+    (EISDIR), as a FIFO or a file of the real /proc might fail with EIO,
+    EACCES or, for a cgroup path longer than PATH_MAX, ENAMETOOLONG."""
+    path.unlink()
+    path.mkdir()
+
+
+def test_a_cgroup_file_that_fails_to_read_spares_that_process_and_its_uids_not_the_run(tmp_path):
+    for pid in (1202, 1203):
+        shutil.copytree(EXAMPLE_PROC / str(pid), tmp_path / str(pid))
+    unreadable(tmp_path / "1202" / "cgroup")
+    scan = with_job_cgroups(tmp_path, scan_statuses(tmp_path), frozenset({1202, 1203}))
+    by_pid = {p.pid: p for p in scan.processes}
+    assert by_pid[1202].job_cgroup == UNREADABLE_CGROUP and by_pid[1203].job_cgroup is None
+    assert [s.pid for s in scan.skipped] == [1202]
+    assert "cgroup unreadable: Is a directory; taken to be a job's" in scan.skipped[0].why
+
+
+def test_a_cgroup_fifo_neither_hangs_nor_stops_the_run(tmp_path):
+    shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202")
+    (tmp_path / "1202" / "cgroup").unlink()
+    os.mkfifo(tmp_path / "1202" / "cgroup")
+    scan = with_job_cgroups(tmp_path, scan_statuses(tmp_path), frozenset({1202}))
+    assert scan.processes == ()  # opened without blocking, read empty: as if it had exited
+
+
+def test_a_stat_file_that_fails_to_read_leaves_that_process_alone_with_a_warning(tmp_path):
+    for pid in (1202, 1203):
+        shutil.copytree(EXAMPLE_PROC / str(pid), tmp_path / str(pid))
+    unreadable(tmp_path / "1202" / "stat")
+    scan = with_start_times(tmp_path, scan_statuses(tmp_path), frozenset({1202, 1203}))
+    assert [p.pid for p in scan.processes] == [1203]
+    assert [(s.pid, s.why) for s in scan.skipped] == [(1202, "stat unreadable: Is a directory")]
 
 
 def test_unlistable_proc_is_an_error(tmp_path):
@@ -58,11 +95,19 @@ def test_tree_without_processes_is_an_error(tmp_path):
         scan_statuses(tmp_path)
 
 
-def test_unreadable_status_is_an_error_not_a_silent_skip(tmp_path):
+def test_a_status_file_that_fails_to_read_leaves_that_process_alone_with_a_warning(tmp_path):
+    for pid in (1202, 1203):
+        shutil.copytree(EXAMPLE_PROC / str(pid), tmp_path / str(pid))
+    unreadable(tmp_path / "1202" / "status")
+    scan = scan_statuses(tmp_path)
+    assert [p.pid for p in scan.processes] == [1203]
+    assert [(s.pid, s.why) for s in scan.skipped] == [(1202, "status unreadable: Is a directory")]
+
+
+def test_a_tree_whose_every_status_fails_to_read_is_an_error(tmp_path):
     shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202")
-    (tmp_path / "1202" / "status").unlink()
-    (tmp_path / "1202" / "status").mkdir()  # reading a directory fails with EISDIR
-    with pytest.raises(ProcError, match="cannot read"):
+    unreadable(tmp_path / "1202" / "status")
+    with pytest.raises(ProcError, match="no readable process"):
         scan_statuses(tmp_path)
 
 
