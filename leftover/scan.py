@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leftover.cgroup import CgroupFormatError, job_cgroup, parse_cgroup
-from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_stat, parse_status
+from leftover.log import printable
+from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_nspid, parse_stat, parse_status
 
 _VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL, errno.ENOTDIR)
 _CHUNK = 4096  # one page: a larger read buffer per file fragments the heap badly
@@ -126,6 +127,27 @@ def _with_file(proc_root: Path, scan: Scan, pids: frozenset[int], name: str, upd
             if unreadable is not None:
                 processes.append(unreadable(process))
     return Scan(tuple(processes), tuple(skipped))
+
+
+def foreign_pid_namespace(proc_root: Path) -> str | None:
+    """Why proc_root is not the /proc of this process's PID namespace, or None
+    if it is. A /proc names pids as its own namespace sees them: its `self`
+    is this process's pid there, and NSpid lists one pid per namespace from
+    its namespace down to ours. Read in another namespace's /proc (unshare
+    --pid without --mount-proc, a container given the host's /proc), every
+    pid would name another process than the one signalled."""
+    own = os.getpid()
+    try:
+        seen_as = os.readlink(f"{proc_root}/self")
+        status = _read(f"{proc_root}/self/status")
+        nspid = parse_nspid(status) if status is not None else None
+    except (OSError, ProcFormatError) as error:
+        return f"{proc_root} is not this PID namespace's: its self cannot be read ({_reason(error)})"
+    if seen_as != str(own):
+        return f"{proc_root} is not this PID namespace's: it calls this process {printable(seen_as)}, not {own}"
+    if nspid is not None and nspid != (own,):
+        return f"{proc_root} is not this PID namespace's: this process has pids {','.join(map(str, nspid))} from there down"
+    return None
 
 
 def read_identity(proc_root: Path, pid: int) -> Process | None:

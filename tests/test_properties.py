@@ -120,6 +120,7 @@ def processes(draw):
             kernel_thread=draw(st.booleans()),
             start_ticks=draw(st.one_of(st.none(), st.integers(0, 2 * ASKED_AT))),
             job_cgroup=draw(st.one_of(st.none(), st.just("/slurm/uid_1/job_1/step_0"))),
+            threads=draw(st.one_of(st.none(), st.integers(1, 3))),
         ))
     return made
 
@@ -139,7 +140,7 @@ def test_no_target_is_ever_protected_in_any_way(procs, facts):
     local = plan.facts.local
     for decision in plan.targets:
         p = decision.process
-        assert not p.kernel_thread and p.state not in ("Z", "X")
+        assert not p.kernel_thread and not (p.state in ("Z", "X") and (p.threads or 1) <= 1)
         assert min(p.uids) >= facts.min_uid
         assert not set(p.uids) & (facts.protected_uids | facts.answer.job_uids | local.uids)
         assert p.job_cgroup is None and p.pid not in local.pids

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from leftover.scan import UNREADABLE_CGROUP, ProcError, read_identity, scan_statuses, with_job_cgroups, with_start_times
+from leftover.scan import (
+    UNREADABLE_CGROUP,
+    ProcError,
+    foreign_pid_namespace,
+    read_identity,
+    scan_statuses,
+    with_job_cgroups,
+    with_start_times,
+)
 from tests.conftest import EXAMPLE_PROC
 
 
@@ -115,3 +123,33 @@ def test_read_identity_of_real_process_and_of_a_gone_one():
     me = read_identity(Path("/proc"), os.getpid())
     assert me is not None and me.pid == os.getpid() and me.start_ticks is not None
     assert read_identity(EXAMPLE_PROC, 1301) is None
+
+
+def fake_self(tmp_path: Path, seen_as: str, nspid: str | None) -> Path:
+    (tmp_path / seen_as).mkdir()
+    status = (EXAMPLE_PROC / "1202" / "status").read_bytes()
+    if nspid is not None:
+        status = status.replace(b"NSpid:\t1202\n", f"NSpid:\t{nspid}\n".encode())
+    (tmp_path / seen_as / "status").write_bytes(status)
+    (tmp_path / "self").symlink_to(seen_as)
+    return tmp_path
+
+
+def test_this_namespaces_own_proc_is_accepted(tmp_path):
+    assert foreign_pid_namespace(Path("/proc")) is None
+    assert foreign_pid_namespace(fake_self(tmp_path, str(os.getpid()), str(os.getpid()))) is None
+
+
+def test_a_proc_that_calls_this_process_by_another_pid_is_another_namespaces(tmp_path):
+    problem = foreign_pid_namespace(fake_self(tmp_path, "99999", f"99999\t{os.getpid()}"))
+    assert problem == f"{tmp_path} is not this PID namespace's: it calls this process 99999, not {os.getpid()}"
+
+
+def test_the_same_pid_number_in_an_ancestor_namespace_is_still_caught_by_nspid(tmp_path):
+    problem = foreign_pid_namespace(fake_self(tmp_path, str(os.getpid()), f"{os.getpid()}\t7"))
+    assert problem and problem.endswith(f"this process has pids {os.getpid()},7 from there down")
+
+
+def test_a_proc_without_this_process_is_another_namespaces(tmp_path):
+    (tmp_path / "1").mkdir()
+    assert "its self cannot be read (No such file or directory)" in foreign_pid_namespace(tmp_path)
