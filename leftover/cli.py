@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - any surprise must still end in one line and an exit code
         _stopped(report, f"internal error ({type(error).__name__}: {error})", "internal", _signalled(report))
     report.duration = time.monotonic() - started
-    (log.error if report.bailed_out or report.stopped else log.info)(summary(report))
+    if report.bailed_out or report.stopped:
+        log.record("error", summary(report))
+    elif report.outcomes:  # a kill phase took place
+        log.record("info", summary(report))
+    else:
+        log.info(summary(report))
     run.write_metrics()
     run.release_lock()
     try:
@@ -156,7 +161,7 @@ class _Run:
         for decision in plan.targets:  # user names now: an LDAP lookup must not stall the kill phase
             self.describer.user_name(decision.process.uid)
         actor = Actor(
-            report=lambda level, text: getattr(self.log, level)(text),
+            report=self.log.record,  # the kill phase's every line is the record: never filtered out
             describe=lambda decision: self.describer.line(decision, plan),
         )
         self.report.outcomes = actor.carry_out(plan.targets, settings.grace_seconds)
