@@ -91,7 +91,30 @@ def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
     def unreadable(process: Process) -> Process:
         return process._replace(job_cgroup=UNREADABLE_CGROUP)
 
-    return _with_file(proc_root, scan, pids, "cgroup", update, unreadable, "; taken to be a job's, so its UIDs are spared")
+    def read(process: Process) -> bytes | None:
+        if (process.threads or 1) > 1:
+            return _live_threads_cgroups(proc_root, process.pid)
+        return _read(f"{proc_root}/{process.pid}/cgroup")
+
+    return _with_file(proc_root, scan, pids, "cgroup", update, unreadable, "; taken to be a job's, so its UIDs are spared", read)
+
+
+def _live_threads_cgroups(proc_root: Path, pid: int) -> bytes | None:
+    """The cgroup files of a zombie leader's live threads, one after another.
+    The kernel shows a leader whose main thread exited in the root cgroups,
+    while its threads stay in the process's own (a job's, say). None if no
+    thread is left."""
+    raw = b""
+    try:
+        with os.scandir(f"{proc_root}/{pid}/task") as tasks:
+            for task in tasks:
+                if task.name != str(pid):
+                    raw += _read(f"{proc_root}/{pid}/task/{task.name}/cgroup") or b""
+    except OSError as error:
+        if error.errno in _VANISHED:
+            return None
+        raise
+    return raw or None
 
 
 def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
@@ -109,17 +132,18 @@ def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
 
 
 def _with_file(proc_root: Path, scan: Scan, pids: frozenset[int], name: str, update,
-               unreadable=None, consequence: str = "") -> Scan:
-    """Read one more file for pids. A process whose file is gone has vanished
-    and is dropped. One whose file is garbled or fails to read is reported as
-    skipped, and is dropped, or kept as unreadable(process) makes it."""
+               unreadable=None, consequence: str = "", read=None) -> Scan:
+    """Read one more file for pids (with read(process), if given). A process
+    whose file is gone has vanished and is dropped. One whose file is garbled
+    or fails to read is reported as skipped, and is dropped, or kept as
+    unreadable(process) makes it."""
     processes, skipped = [], list(scan.skipped)
     for process in scan.processes:
         if process.pid not in pids:
             processes.append(process)
             continue
         try:
-            raw = _read(f"{proc_root}/{process.pid}/{name}")
+            raw = read(process) if read else _read(f"{proc_root}/{process.pid}/{name}")
             if raw is not None:
                 processes.append(update(process, raw))
         except (OSError, ProcFormatError, CgroupFormatError) as error:

@@ -153,3 +153,16 @@ def test_the_same_pid_number_in_an_ancestor_namespace_is_still_caught_by_nspid(t
 def test_a_proc_without_this_process_is_another_namespaces(tmp_path):
     (tmp_path / "1").mkdir()
     assert "its self cannot be read (No such file or directory)" in foreign_pid_namespace(tmp_path)
+
+
+def test_a_zombie_leaders_cgroup_is_read_from_its_live_threads(tmp_path):
+    """The kernel shows a leader whose main thread exited in the root cgroups
+    (seen on 6.18); its live thread is still in the job's."""
+    shutil.copytree(EXAMPLE_PROC / "1208", tmp_path / "1208")
+    status = tmp_path / "1208" / "status"
+    status.write_bytes(status.read_bytes().replace(b"Threads:\t1\n", b"Threads:\t2\n"))
+    for tid, cgroup in ((1208, EXAMPLE_PROC / "1208" / "cgroup"), (1210, EXAMPLE_PROC / "1201" / "cgroup")):
+        (tmp_path / "1208" / "task" / str(tid)).mkdir(parents=True)
+        shutil.copy(cgroup, tmp_path / "1208" / "task" / str(tid) / "cgroup")
+    scan = with_job_cgroups(tmp_path, scan_statuses(tmp_path), frozenset({1208}))
+    assert [p.job_cgroup for p in scan.processes] == ["/slurm_node1/uid_2001/job_4242/step_batch"]

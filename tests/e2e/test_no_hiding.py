@@ -6,10 +6,12 @@ so that Slurm plays no part (a faulty squeue stands in where a bail-out is the
 point)."""
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.e2e import cluster
-from tests.e2e.cluster import STRAY
+from tests.e2e.cluster import JOB, STRAY
 from tests.faults import faulty_squeue
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +34,12 @@ RUN_BOUND_SECONDS = 30
 # Threads: 2 while the other thread runs on.
 MAIN_THREAD_EXITS = (
     "import ctypes, threading, time; threading.Thread(target=time.sleep, args=(600,)).start(); "
+    "ctypes.CDLL(None).syscall(60, 0)"
+)
+# The same, once the file named by its argument exists.
+MAIN_THREAD_EXITS_ON_CUE = (
+    "import ctypes, os, sys, threading, time; threading.Thread(target=time.sleep, args=(600,)).start()\n"
+    "while not os.path.exists(sys.argv[1]): time.sleep(0.02)\n"
     "ctypes.CDLL(None).syscall(60, 0)"
 )
 
@@ -135,12 +143,16 @@ def status_of(pid: int) -> dict[str, str]:
     return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
 
 
+def wait_for_zombie_leader(process: subprocess.Popen) -> None:
+    while not (status_of(process.pid).get("State", "").startswith("Z") and status_of(process.pid)["Threads"] == "2"):
+        assert process.poll() is None
+        time.sleep(0.01)
+
+
 def test_a_process_whose_main_thread_exited_is_judged_and_killed(slurm, tmp_path):
     process = cluster.start_as(STRAY, ["/usr/bin/python3", "-c", MAIN_THREAD_EXITS])
     try:
-        while not (status_of(process.pid).get("State", "").startswith("Z") and status_of(process.pid)["Threads"] == "2"):
-            assert process.poll() is None
-            time.sleep(0.01)
+        wait_for_zombie_leader(process)
         conf = cluster.config(tmp_path, job_source="local")
         planned = leftover("--dry-run", "--json", "--all", "--config", str(conf))
         assert planned.returncode == 0, planned.stderr
@@ -152,3 +164,37 @@ def test_a_process_whose_main_thread_exited_is_judged_and_killed(slurm, tmp_path
         assert process.wait(timeout=5) == -signal.SIGTERM
     finally:
         cluster.stop([process])
+
+
+@pytest.fixture
+def cgroup_v1(slurm):
+    cluster.slurm_up_with("proctrack/cgroup")
+    yield
+    cluster.clear_test_users()
+    cluster.slurm_up_with("proctrack/linuxproc")
+
+
+def test_a_process_whose_main_thread_exited_inside_a_job_cgroup_is_spared(cgroup_v1, tmp_path):
+    """The kernel shows such a leader in the root cgroups: the job's cgroup is
+    read from its live thread. Adopted into an allocation (pam_slurm_adopt),
+    with job_source local, the cgroup is the only evidence of the job."""
+    job_id = cluster.allocate_without_shell(JOB)
+    cue = Path(tempfile.mkdtemp(prefix="leftover-e2e-cue-", dir="/tmp"))
+    cue.chmod(0o755)
+    process = cluster.start_as(JOB, ["/usr/bin/python3", "-c", MAIN_THREAD_EXITS_ON_CUE, str(cue / "go")])
+    try:
+        cluster.adopt(process.pid, JOB, job_id)
+        (cue / "go").touch()
+        wait_for_zombie_leader(process)
+        conf = cluster.config(tmp_path, job_source="local")
+        planned = leftover("--dry-run", "--json", "--all", "--config", str(conf))
+        assert planned.returncode == 0, planned.stderr
+        every = {entry["pid"]: entry for entry in json.loads(planned.stdout)["processes"]}
+        assert (every[process.pid]["state"], every[process.pid]["reason"]) == ("Z", "in-job-cgroup")
+        done = leftover("--config", str(conf), "--lock-file", str(tmp_path / "lock"))
+        assert done.returncode == 0, done.stderr
+        assert process.poll() is None and status_of(process.pid)["Threads"] == "2"
+    finally:
+        cluster.stop([process])
+        cluster.cancel(job_id)
+        shutil.rmtree(cue)
