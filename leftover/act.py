@@ -86,7 +86,7 @@ class _Target:
             return Result.GONE
         if now.start_ticks != planned.start_ticks or now.uids != planned.uids:
             return Result.CHANGED
-        if now.state in ("Z", "X"):
+        if now.exited:
             return Result.GONE
         return None
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from leftover import config, lock, metrics
-from leftover.act import UNSIGNALLED, Actor, KillPhaseStopped
+from leftover.act import OWN_PROC, UNSIGNALLED, Actor, KillPhaseStopped
 from leftover.config import ConfigError, Settings
 from leftover.decide import USERNS_UNREADABLE, Facts, JobAnswer, Plan
 from leftover.interrupt import Interrupted, stop_signals_raise
@@ -25,7 +25,7 @@ from leftover.log import Log
 from leftover.passwd import parse_passwd
 from leftover.protect import protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
-from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second
+from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, foreign_pid_namespace
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
 from leftover.survey import Survey, look, look_again
 from leftover.userns import UsernsError, require_initial_namespace
@@ -53,13 +53,18 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help=f"config file (default {config.DEFAULT_PATH})")
     parser.add_argument("--dry-run", action="store_true", help="do everything but send signals; print the plan")
     parser.add_argument("--json", action="store_true", help="print the plan or the result as one JSON document")
+    parser.add_argument("--all", action="store_true",
+                        help="with --json, list every process under 'processes' with the rule that decided it")
     parser.add_argument("--no-splay", action="store_true", help="skip the random delay before asking Slurm")
     parser.add_argument("--proc", type=Path, default=Path("/proc"), help="proc tree to read (default /proc)")
     parser.add_argument("--passwd", type=Path, default=Path("/etc/passwd"), help="passwd file (default /etc/passwd)")
     parser.add_argument("--lock-file", type=Path, default=lock.DEFAULT_LOCK, help=f"lock file (default {lock.DEFAULT_LOCK})")
     parser.add_argument("--verbose", action="store_true", help="also log to stderr")
     parser.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version and exit")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.all and not arguments.json:
+        parser.error("--all needs --json")
+    return arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,12 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - any surprise must still end in one line and an exit code
         _stopped(report, f"internal error ({type(error).__name__}: {error})", "internal", _signalled(report))
     report.duration = time.monotonic() - started
-    (log.error if report.bailed_out or report.stopped else log.info)(summary(report))
+    if report.bailed_out or report.stopped:
+        log.record("error", summary(report))
+    elif report.outcomes:  # a kill phase took place
+        log.record("info", summary(report))
+    else:
+        log.info(summary(report))
     run.write_metrics()
     run.release_lock()
     try:
         if arguments.json:
-            print(json_document(report, run.describer))
+            print(json_document(report, run.describer, every_process=arguments.all))
         elif arguments.dry_run and report.exit_code == EXIT_OK:
             print(dry_run_listing(report, run.describer))
     except (OSError, UnicodeEncodeError) as error:
@@ -131,6 +141,7 @@ class _Run:
     def run(self) -> None:
         settings = self.settings = self._settings()
         self.report.job_source = settings.job_source
+        self._check_pid_namespace()
         try:
             require_initial_namespace()
         except UsernsError as error:
@@ -159,7 +170,7 @@ class _Run:
             if decision.process.userns_owner is not None:
                 self.describer.user_name(decision.process.userns_owner)
         actor = Actor(
-            report=lambda level, text: getattr(self.log, level)(text),
+            report=self.log.record,  # the kill phase's every line is the record: never filtered out
             describe=lambda decision: self.describer.line(decision, plan),
         )
         self.report.outcomes = actor.carry_out(plan.targets, settings.grace_seconds)
@@ -176,6 +187,16 @@ class _Run:
         if settings.source != str(path):
             self.log.info(f"no config file at {path}; using built-in defaults")
         return settings
+
+    def _check_pid_namespace(self) -> None:
+        """Pids are read in a /proc and signalled in this process's PID
+        namespace: refuse to run unless the /proc signalled through (every real
+        run), and a dry run's /proc, are that namespace's own."""
+        if self.arguments.dry_run and self.proc != OWN_PROC:
+            return
+        problem = foreign_pid_namespace(OWN_PROC)
+        if problem:
+            raise _Bail(EXIT_BAILED, "proc", f"{problem}; its pids would name other processes")
 
     def _facts(self, settings: Settings) -> Facts:
         try:

@@ -63,6 +63,7 @@ class Describer:
             "userns_owner_uid": owner,
             "userns_error": process.userns_error,
             "name": printable(process.name),
+            "state": process.state,
             "age_seconds": self.age_seconds(decision, plan),
             "reason": decision.rule.name if decision.rule else "undecided",
         }
@@ -109,7 +110,9 @@ def dry_run_listing(report: RunReport, describer: Describer) -> str:
     return "\n".join(lines)
 
 
-def json_document(report: RunReport, describer: Describer) -> str:
+def json_document(report: RunReport, describer: Describer, every_process: bool = False) -> str:
+    """The run as JSON. every_process adds `processes`: every process the plan
+    holds (all but those skipped), each with the rule that decided it."""
     plan = report.plan
     results = {o.decision.process.pid: o.result.value for o in report.outcomes}
     targets = []
@@ -137,4 +140,6 @@ def json_document(report: RunReport, describer: Describer) -> str:
         "judged": [describer.fields(d, plan) for d in plan.judged()] if plan else [],
         "targets": targets,
     }
+    if every_process:
+        document["processes"] = [describer.fields(d, plan) for d in plan.decisions] if plan else []
     return json.dumps(document, indent=2, sort_keys=False)

@@ -182,6 +182,35 @@ def test_a_process_that_turned_zombie_after_the_plan_is_gone_not_signalled(child
     child.wait()
 
 
+# The main thread ends with a raw exit(2) (SYS_exit, 60 on x86-64), not the
+# whole group's exit_group: the kernel then shows the leader as Z while the
+# other thread runs on.
+MAIN_THREAD_EXITS = (
+    "import ctypes, threading, time; threading.Thread(target=time.sleep, args=(600,)).start(); "
+    "print('ready', flush=True); ctypes.CDLL(None).syscall(60, 0)"
+)
+
+
+def zombie_leader(children) -> subprocess.Popen:
+    child = start(MAIN_THREAD_EXITS)
+    children.append(child)
+    while (now := read_identity(Path("/proc"), child.pid)).state != "Z":
+        time.sleep(0.01)
+    assert now.threads == 2 and not now.exited
+    return child
+
+
+@pytest.mark.parametrize("pidfds", [True, False], ids=["pidfd", "start-time-fallback"])
+def test_a_zombie_leader_with_a_live_thread_is_signalled_not_taken_for_gone(children, pidfds):
+    child = zombie_leader(children)
+    said = Said()
+    worker = actor(said)
+    worker.pidfds = pidfds
+    assert [o.result for o in worker.carry_out([planned(child)], grace_seconds=5)] == [Result.TERMINATED]
+    assert reaped(child) == -signal.SIGTERM
+    assert f"sent SIGTERM to pid={child.pid}" in said.text()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing UID needs root")
 def test_a_process_that_changed_its_uid_after_the_plan_is_left_alone(children):
     code = ("import os, sys; print('ready', flush=True); sys.stdin.readline(); os.setresuid(3002, 3002, 3002); "

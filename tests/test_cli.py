@@ -333,3 +333,40 @@ def test_lines_and_json_name_the_owner_of_a_container_process():
     )
     fields = describer.fields(target, plan)
     assert (fields["userns_owner"], fields["userns_owner_uid"], fields["userns_error"]) == ("bob", 2002, None)
+
+
+def test_one_process_whose_cgroup_cannot_be_read_is_spared_and_the_run_goes_on(capsys, signalled, tmp_path):
+    proc = tmp_path / "proc"
+    shutil.copytree(EXAMPLE_PROC, proc, symlinks=True)
+    (proc / "1202" / "cgroup").unlink()
+    (proc / "1202" / "cgroup").mkdir()  # reads fail (EISDIR), as ENAMETOOLONG, EIO or EACCES would
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), "--proc", str(proc))
+    assert code == 0
+    assert [[d.process.pid for d in targets] for targets in signalled] == [[1207]]  # bob's 1202 and 1203 spared
+    assert {"pid": 1202, "why": "cgroup unreadable: Is a directory; taken to be a job's, so its UIDs are spared"} in report["skipped"]
+
+
+def test_json_all_lists_every_process_with_the_rule_that_decided_it(capsys, signalled):
+    code, report = run(capsys, "--dry-run", "--all")
+    reasons = {entry["pid"]: entry["reason"] for entry in report["processes"]}
+    assert code == 0 and len(reasons) == report["scanned"] == 11
+    assert reasons[1] == "system-account" and reasons[7] == "kernel-thread" and reasons[1208] == "zombie"
+    assert reasons[1201] == "in-job-cgroup" and reasons[1202] == "no-job-on-node"
+    assert {entry["pid"] for entry in report["judged"]} < set(reasons)  # the judged list is kept as it was
+    assert [entry["state"] for entry in report["processes"] if entry["pid"] == 1208] == ["Z"]
+
+
+def test_all_without_json_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--dry-run", "--all"])
+    assert exit_.value.code == 2 and "--all needs --json" in capsys.readouterr().err
+
+
+def test_a_real_run_whose_proc_is_another_pid_namespaces_signals_nothing(capsys, signalled, tmp_path, monkeypatch):
+    (tmp_path / "proc" / "4242").mkdir(parents=True)
+    (tmp_path / "proc" / "self").symlink_to("4242")  # the host's /proc seen from a PID namespace
+    monkeypatch.setattr(cli, "OWN_PROC", tmp_path / "proc")
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 1 and signalled == [] and report["bailed_out_reason"] == "proc"
+    assert report["bailed_out"] == (f"{tmp_path}/proc is not this PID namespace's: it calls this process 4242, "
+                                    f"not {os.getpid()}; its pids would name other processes")

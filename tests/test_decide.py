@@ -16,9 +16,9 @@ ANSWER = JobAnswer(job_uids=frozenset({2001}), asked_at_ticks=ASKED_AT)
 ANSWERED = replace(FACTS, answer=ANSWER)
 
 
-def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000, owner=None) -> Process:
+def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000, owner=None, threads=None) -> Process:
     return Process(pid=pid, name="p", state=state, ppid=1, uids=tuple(uids), kernel_thread=kernel_thread, start_ticks=start_ticks,
-                   userns_owner=owner)
+                   userns_owner=owner, threads=threads)
 
 
 def reason(p: Process, facts: Facts = ANSWERED) -> str | None:
@@ -71,6 +71,9 @@ def test_rule_names_are_unique():
         (process(kernel_thread=True, uids=(2002,) * 4), "kernel-thread"),
         (process(state="Z"), "zombie"),
         (process(state="X"), "zombie"),
+        (process(state="Z", threads=1), "zombie"),
+        (process(state="Z", threads=3), "no-job-on-node"),  # main thread exited, others run: alive
+        (process(state="Z", threads=3, uids=(0,) * 4), "system-account"),
         (process(uids=(0, 0, 0, 0)), "system-account"),
         (process(uids=(2002, 2002, 2002, 999)), "system-account"),
         (process(uids=(2002, 2004, 2002, 2002)), "protected-user"),
