@@ -242,8 +242,8 @@ class _Run:
         last_success = now if self.report.exit_code == EXIT_OK else metrics.previous_success(path)
         try:
             metrics.write(path, metrics.render(self.report, now, last_success))
-        except OSError as error:
-            self.log.warning(f"cannot write metrics file {path}: {error.strerror}")
+        except metrics.MetricsError as error:
+            self.log.warning(f"metrics file {path} not written: {error}")
 
 
 def _uid_of_name(name: str) -> int | None:
