@@ -176,6 +176,8 @@ class _Run:
             )
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
+        for note in settings.notes:  # before the level applies: a site that chose "err" still learns of them
+            self.log.info(note)
         self.log.set_level(settings.debuglevel)
         if settings.source != str(path):
             self.log.info(f"no config file at {path}; using built-in defaults")
