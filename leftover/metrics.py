@@ -129,7 +129,10 @@ def _open_trusted_directory(path: Path) -> int:
     trusted = {0, os.geteuid()}
     pending = [name for name in os.path.abspath(path).split("/") if name]
     walked, links = Path("/"), 0
-    fd = os.open("/", _OPEN_DIRECTORY)
+    try:
+        fd = os.open("/", _OPEN_DIRECTORY)
+    except OSError as error:
+        raise MetricsError(f"cannot open /: {error.strerror}") from None
     try:
         _check_directory(fd, walked, trusted, last=not pending)
         while pending:
@@ -142,8 +145,9 @@ def _open_trusted_directory(path: Path) -> int:
                 if links > MAX_LINKS:
                     raise MetricsError(f"too many symbolic links on the way to {path}") from None
                 if target.startswith("/"):
+                    root = os.open("/", _OPEN_DIRECTORY)
                     os.close(fd)
-                    fd, walked = os.open("/", _OPEN_DIRECTORY), Path("/")
+                    fd, walked = root, Path("/")
                 pending[:0] = [part for part in target.split("/") if part and part != "."]
                 _check_directory(fd, walked, trusted, last=not pending)
                 continue
@@ -152,6 +156,9 @@ def _open_trusted_directory(path: Path) -> int:
             os.close(fd)
             fd, walked = next_fd, (walked.parent if name == ".." else walked / name)
             _check_directory(fd, walked, trusted, last=not pending)
+    except OSError as error:
+        os.close(fd)
+        raise MetricsError(f"cannot check directory {walked}: {error.strerror}") from None
     except BaseException:
         os.close(fd)
         raise
