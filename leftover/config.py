@@ -90,10 +90,11 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
     unknown = sorted(set(document) - set(_CHECKS) - set(comments))
     if unknown:
         raise ConfigError(f"config file {path} has unknown key {unknown[0]!r}")
-    if document.get("debuglevel") in OLD_LEVELS:
-        canonical = OLD_LEVELS[document["debuglevel"]]
+    level = document.get("debuglevel")
+    if isinstance(level, str) and level in OLD_LEVELS:
+        canonical = OLD_LEVELS[level]
         notes.append(
-            f"config file {path}: debuglevel {document['debuglevel']!r} is scicomp-leftover's spelling, "
+            f"config file {path}: debuglevel {level!r} is scicomp-leftover's spelling, "
             f"taken as {canonical!r} (write {canonical!r} to silence this note)"
         )
         document["debuglevel"] = canonical
