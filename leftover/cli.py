@@ -27,7 +27,7 @@ from leftover.protect import protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
-from leftover.survey import survey
+from leftover.survey import Survey, look, look_again
 from leftover.version import version
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
@@ -131,6 +131,7 @@ class _Run:
         self.settings: Settings | None = None
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
+        self.survey: Survey | None = None
         self.describer = Describer(lambda uid: "?", clock_ticks_per_second())
 
     def run(self) -> None:
@@ -196,11 +197,13 @@ class _Run:
         self.describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
         return Facts(min_uid=settings.min_uid, protected_uids=protected)
 
-    def _plan(self, facts: Facts) -> Plan:
+    def _plan(self, facts: Facts, first: Survey | None = None) -> Plan:
+        """The first look at /proc, or with first, the look after Slurm's answer."""
         try:
-            looked = survey(self.proc, facts)
+            looked = look(self.proc, facts) if first is None else look_again(self.proc, first, facts)
         except ProcError as error:
             raise _Bail(EXIT_BAILED, "proc", str(error)) from None
+        self.survey = looked
         self.scan = looked.scan
         self.report.scanned = len(looked.scan.processes)
         return looked.plan
@@ -222,7 +225,7 @@ class _Run:
         self.report.asked_slurm = True
         self.report.node_names, self.report.job_uids = jobs.node_names, tuple(sorted(jobs.job_uids))
         self.report.slurm_seconds = jobs.seconds
-        return self._plan(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)))
+        return self._plan(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)), self.survey)
 
     def _note_skipped(self) -> None:
         for skipped in self.scan.skipped:

@@ -12,6 +12,9 @@ Rules this module keeps:
   left undecided, which is how the caller learns whether to ask Slurm.
 - What the node itself shows about jobs (a job cgroup, a slurmstepd ancestor)
   is derived here from the processes, and spares before Slurm is asked.
+- A verdict, once made, stands when more is read: every verdict made without
+  the job answer spares, and more evidence only ever spares more. So a later
+  decide() is handed the earlier plan and judges only what it left undecided.
 """
 
 from collections import Counter
@@ -193,9 +196,15 @@ def local_jobs(processes: Iterable[Process]) -> LocalJobs:
     return LocalJobs(frozenset(pids), frozenset(uids))
 
 
-def decide(processes: Iterable[Process], facts: Facts) -> Plan:
+def decide(processes: Iterable[Process], facts: Facts, settled: Plan | None = None) -> Plan:
     """Judge every process. Without a job answer in facts, nothing is targeted
-    and the processes that need the answer come back undecided."""
+    and the processes that need the answer come back undecided. With settled,
+    an earlier plan of the same look, a process it decided keeps that verdict
+    and only the others are judged; processes must then not reuse a pid that
+    settled holds for another process."""
     processes = tuple(processes)
     facts = replace(facts, local=local_jobs(processes))
-    return Plan(processes, tuple(judge(p, facts) for p in processes), facts)
+    if settled is None:
+        return Plan(processes, tuple(judge(p, facts) for p in processes), facts)
+    earlier = {p.pid: rule for p, rule in zip(settled.processes, settled.rules, strict=True) if rule is not None}
+    return Plan(processes, tuple(earlier.get(p.pid) or judge(p, facts) for p in processes), facts)

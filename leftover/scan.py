@@ -46,25 +46,34 @@ def boottime_ticks() -> int:
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // (1_000_000_000 // clock_ticks_per_second())
 
 
-def scan_statuses(proc_root: Path) -> Scan:
-    """Every process's status file; start times are left unread (None)."""
-    processes, skipped = [], []
+def list_pids(proc_root: Path) -> tuple[int, ...]:
+    """The pids /proc lists now (processes, not their threads)."""
     try:
         with os.scandir(proc_root) as entries:
-            for entry in entries:
-                if not (entry.name.isascii() and entry.name.isdigit()):
-                    continue
-                raw = _read(f"{proc_root}/{entry.name}/status")
-                if raw is None:
-                    continue
-                try:
-                    processes.append(parse_status(int(entry.name), raw))
-                except ProcFormatError as error:
-                    skipped.append(Skipped(int(entry.name), f"status unreadable: {error}"))
+            return tuple(int(e.name) for e in entries if e.name.isascii() and e.name.isdigit())
     except OSError as error:
         raise ProcError(f"cannot list {proc_root}: {error.strerror}") from None
-    if not processes:
+
+
+def scan_statuses(proc_root: Path) -> Scan:
+    """Every process's status file; start times are left unread (None)."""
+    scan = statuses_of(proc_root, list_pids(proc_root))
+    if not scan.processes:
         raise ProcError(f"{proc_root} lists no readable process; is it a proc file system?")
+    return scan
+
+
+def statuses_of(proc_root: Path, pids) -> Scan:
+    """The status files of pids, in pid order; a pid that is gone is skipped."""
+    processes, skipped = [], []
+    for pid in pids:
+        raw = _read(f"{proc_root}/{pid}/status")
+        if raw is None:
+            continue
+        try:
+            processes.append(parse_status(pid, raw))
+        except ProcFormatError as error:
+            skipped.append(Skipped(pid, f"status unreadable: {error}"))
     processes.sort(key=_pid)
     return Scan(tuple(processes), tuple(skipped))
 

@@ -252,7 +252,7 @@ def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signall
     def broken(*_):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "survey", broken)
+    monkeypatch.setattr(cli, "look", broken)
     code, report = run(capsys, "--dry-run")
     assert code == 1 and signalled == []
     assert report["bailed_out"] == "internal error (RuntimeError: a bug)" and report["bailed_out_reason"] == "internal"
