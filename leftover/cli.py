@@ -195,7 +195,7 @@ class _Run:
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
         self.describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
-        return Facts(min_uid=settings.min_uid, protected_uids=protected)
+        return Facts(min_uid=settings.min_uid, protected_uids=protected, system_uid_ranges=settings.system_uid_ranges)
 
     def _plan(self, facts: Facts, first: Survey | None = None) -> Plan:
         """The first look at /proc, or with first, the look after Slurm's answer."""

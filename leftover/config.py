@@ -18,6 +18,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leftover.decide import SYSTEM_UID_RANGES
+
 DEFAULT_PATH = Path("/etc/leftover.conf")
 DEFAULT_SLEW_MAX = 30.0
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -39,6 +41,7 @@ class Settings:
     slew_max: float = DEFAULT_SLEW_MAX
     grace_seconds: float = 8.0
     min_uid: int = 1000
+    system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
     squeue: Path | None = None
     squeue_timeout: float = 2.0
     job_source: str = "squeue"
@@ -111,6 +114,8 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
             values[key] = path.parent / values[key]
     if "protected_users" in values:
         values["protected_users"] = tuple(values["protected_users"])
+    if "system_uid_ranges" in values:
+        values["system_uid_ranges"] = tuple((low, high) for low, high in values["system_uid_ranges"])
     if "slew" in values and "slew_max" not in values:
         values["slew_max"] = values["slew"]
     if values.get("slew", 0.0) > values.get("slew_max", DEFAULT_SLEW_MAX):
@@ -164,6 +169,27 @@ def _protected_users(value: object) -> str | None:
     return None
 
 
+MAX_SYSTEM_UID_RANGES = 1000
+
+
+def _system_uid_ranges(value: object) -> str | None:
+    """A list of [low, high] pairs of UIDs, low <= high, both inclusive."""
+    if not isinstance(value, list) or len(value) > MAX_SYSTEM_UID_RANGES:
+        return f"must be a list of at most {MAX_SYSTEM_UID_RANGES} [low, high] UID pairs"
+    for entry in value:
+        if not (isinstance(entry, list) and len(entry) == 2):
+            return f"entry {_short(entry)} is not a [low, high] pair"
+        if any(isinstance(uid, bool) or not isinstance(uid, int) or not 0 <= uid < 2**32 - 1 for uid in entry):
+            return f"entry {_short(entry)} holds something that is not a valid UID"
+        if entry[0] > entry[1]:
+            return f"entry {_short(entry)} has low above high"
+    return None
+
+
+def _short(value: object) -> str:
+    return json.dumps(value)[:40]
+
+
 def _debuglevel(value: object) -> str | None:
     if value not in LEVELS:
         return "must be one of " + ", ".join(LEVELS)
@@ -189,6 +215,7 @@ _CHECKS = {
     "slew_max": _number(0, 3600),
     "grace_seconds": _number(0, 600),
     "min_uid": _number(1, 2**32 - 2, integer=True),
+    "system_uid_ranges": _system_uid_ranges,
     "squeue": _path,
     "squeue_timeout": _number(0.1, 60),
     "job_source": _job_source,

@@ -25,7 +25,9 @@ class Process(NamedTuple):
     uids are (real, effective, saved, filesystem). start_ticks is field 22 of
     /proc/[pid]/stat, clock ticks since boot on CLOCK_BOOTTIME; None until read.
     job_cgroup is the Slurm job cgroup the process is in; None when it is in
-    none, or /proc/[pid]/cgroup was not read.
+    none, or /proc/[pid]/cgroup was not read. job_cgroup_uid is the user that
+    cgroup's path names (cgroup v1's uid_<N>), whoever owns the process: the
+    extern step of PrologFlags=Contain holds only root's processes.
     """
 
     pid: int
@@ -36,6 +38,7 @@ class Process(NamedTuple):
     kernel_thread: bool
     start_ticks: int | None = None
     job_cgroup: str | None = None
+    job_cgroup_uid: int | None = None
 
     @property
     def uid(self) -> int:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from leftover.cgroup import CgroupFormatError, job_cgroup, parse_cgroup
+from leftover.cgroup import CgroupFormatError, job_cgroup, job_cgroup_uid, parse_cgroup
 from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_stat, parse_status
 
 _VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL)
@@ -87,14 +87,16 @@ UNREADABLE_CGROUP = "(cgroup file unreadable: taken to be a job's)"
 
 def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
     """The same scan with /proc/[pid]/cgroup read for pids: the Slurm job cgroup
-    each is in, if any. A garbled cgroup file might hide a job, so it counts as
-    one: the process and its UIDs are spared, never judged without it."""
+    each is in, if any, and the user its path names. A garbled cgroup file
+    might hide a job, so it counts as one: the process and its UIDs are
+    spared, never judged without it."""
 
     def update(process: Process, raw: bytes) -> Process:
         try:
-            return process._replace(job_cgroup=job_cgroup(parse_cgroup(raw)))
+            path = job_cgroup(parse_cgroup(raw))
         except CgroupFormatError:
             return process._replace(job_cgroup=UNREADABLE_CGROUP)
+        return process._replace(job_cgroup=path, job_cgroup_uid=job_cgroup_uid(path))
 
     return _with_file(proc_root, scan, pids, "cgroup", update)
 

@@ -2,10 +2,12 @@
 at most once per look and only where it can still change a verdict.
 
 look() is a run's first look. Every status is read; a process's cgroup only
-when neither its status nor a slurmstepd ancestor decided it; its stat (start
-time) only when the job answer is already in hand and is all that is left to
-decide it. On an idle node, or one whose user processes all live under
-slurmstepd, that is one file per process.
+when neither its status nor a slurmstepd ancestor decided it, and then also
+the cgroups of root's slurmstepd processes and their root children, whose
+cgroup v1 path names the job's user; its stat (start time) only when the job
+answer is already in hand and is all that is left to decide it. On an idle
+node, or one whose user processes all live under slurmstepd, that is one file
+per process.
 
 look_again() follows a Slurm answer. It reads the start time of each process
 the first look left undecided, and reads in full only the processes that
@@ -19,7 +21,7 @@ It signals nothing and asks no one; errors are ProcError from leftover.scan.
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from leftover.decide import Facts, Plan, decide
+from leftover.decide import SLURMSTEPD, Facts, Plan, decide
 from leftover.scan import Scan, boottime_ticks, list_pids, scan_statuses, statuses_of, with_job_cgroups, with_start_times
 
 
@@ -58,7 +60,8 @@ def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
     if fresh.processes:
         plan = decide(scan.processes, replace(facts, answer=None), plan)
         unsettled = _pids(plan.undecided) & newcomers
-        scan = with_start_times(proc_root, with_job_cgroups(proc_root, scan, unsettled), unsettled)
+        scan = with_job_cgroups(proc_root, scan, unsettled | (_slurms_own(plan) & newcomers))
+        scan = with_start_times(proc_root, scan, unsettled)
     return Survey(decide(scan.processes, facts, plan), scan, first.began_ticks)
 
 
@@ -68,7 +71,7 @@ def _judged(proc_root: Path, scan: Scan, facts: Facts):
     unanswered = replace(facts, answer=None)
     plan = decide(scan.processes, unanswered)
     if plan.undecided:
-        scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided))
+        scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided) | _slurms_own(plan))
         plan = decide(scan.processes, unanswered, plan)
     if facts.answer is None or not plan.undecided:
         return plan, scan
@@ -82,3 +85,13 @@ def _pid(process) -> int:
 
 def _pids(processes) -> frozenset[int]:
     return frozenset(p.pid for p in processes)
+
+
+def _slurms_own(plan: Plan) -> frozenset[int]:
+    """Root's slurmstepd processes and root's processes below one (the extern
+    step's sleep): a system account decides them, but on cgroup v1 their job
+    cgroup names the job's user, which can spare an undecided process."""
+    return frozenset(
+        p.pid for p in plan.processes
+        if p.uid == 0 and not p.kernel_thread and (p.name == SLURMSTEPD or p.pid in plan.facts.local.pids)
+    )

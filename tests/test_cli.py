@@ -290,3 +290,40 @@ def test_targets_that_changed_or_exited_are_a_completed_run(capsys, monkeypatch,
     monkeypatch.setattr(Actor, "carry_out", outcomes_of(Result.CHANGED, Result.GONE, Result.KILLED))
     code, _ = run(capsys, "--lock-file", str(tmp_path / "lock"))
     assert code == 0
+
+
+def test_system_uid_ranges_from_the_config_steer_the_system_account_rule(capsys, signalled, tmp_path):
+    """bob (2002) named as a system account range: his processes are no longer targets."""
+    squeue = EXAMPLE_NODE / "squeue"
+    conf = config(tmp_path, json.dumps({"protected_users": ["slurm", "dave"], "squeue": str(squeue),
+                                        "system_uid_ranges": [[2002, 2002]]}))
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and signalled == []
+    assert [t["pid"] for t in report["targets"]] == [1207]
+
+
+def fake_slurm(directory, scontrol: str):
+    """A squeue that would answer, beside an scontrol that prints the given text."""
+    (directory / "squeue").write_text("#!/bin/sh\necho 2001\n")
+    (directory / "squeue").chmod(0o755)
+    (directory / "scontrol").write_text(f"#!/bin/sh\nprintf '%s' '{scontrol}'\n")
+    (directory / "scontrol").chmod(0o755)
+    return config(directory, json.dumps({"squeue": str(directory / "squeue")}))
+
+
+@pytest.mark.parametrize("host", ["", ".example.org", "node[1-2]", "-w", "x,y"])
+def test_no_node_from_scontrol_and_an_unusable_host_name_bails_out(capsys, signalled, tmp_path, monkeypatch, host):
+    """scontrol show aliases prints nothing (exit 0) for a host slurm.conf does
+    not list; a host name that is no node name is never sent to squeue."""
+    monkeypatch.setattr("socket.gethostname", lambda: host)
+    conf = fake_slurm(tmp_path, "")
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == [] and report["targets"] == []
+    assert "not a node name leftover can use" in report["bailed_out"]
+    assert "\n" not in report["bailed_out"]
+
+
+def test_no_node_from_scontrol_falls_back_to_a_valid_short_host_name(capsys, signalled, tmp_path, monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "node7.cluster.example.org")
+    code, report = run(capsys, "--dry-run", config_path=fake_slurm(tmp_path, ""))
+    assert code == 0 and report["node_names"] == ["node7"]

@@ -120,6 +120,7 @@ def processes(draw):
             kernel_thread=draw(st.booleans()),
             start_ticks=draw(st.one_of(st.none(), st.integers(0, 2 * ASKED_AT))),
             job_cgroup=draw(st.one_of(st.none(), st.just("/slurm/uid_1/job_1/step_0"))),
+            job_cgroup_uid=draw(st.one_of(st.none(), UID_POOL)),
         ))
     return made
 
@@ -143,6 +144,8 @@ def test_no_target_is_ever_protected_in_any_way(procs, facts):
         assert min(p.uids) >= facts.min_uid
         assert not set(p.uids) & (facts.protected_uids | facts.answer.job_uids | local.uids)
         assert p.job_cgroup is None and p.pid not in local.pids
+        assert not set(p.uids) & {q.job_cgroup_uid for q in procs if not q.kernel_thread}
+        assert not any(low <= uid <= high for low, high in facts.system_uid_ranges for uid in p.uids)
         assert p.start_ticks is not None and p.start_ticks < ASKED_AT
         assert decision.rule.verdict is Verdict.TARGET
 
@@ -161,6 +164,8 @@ def test_adding_a_job_or_a_protected_user_never_adds_a_target(procs, facts, uid)
     with_protection = replace(facts, protected_uids=facts.protected_uids | {uid})
     assert {d.process.pid for d in decide(procs, with_job).targets} <= before
     assert {d.process.pid for d in decide(procs, with_protection).targets} <= before
+    with_system_range = replace(facts, system_uid_ranges=facts.system_uid_ranges + ((uid, uid),))
+    assert {d.process.pid for d in decide(procs, with_system_range).targets} <= before
 
 
 @EXAMPLES
