@@ -19,7 +19,7 @@ from pathlib import Path
 from leftover import config, lock, metrics
 from leftover.act import NOT_CARRIED_OUT, UNSIGNALLED, Actor, KillPhaseStopped, pid_list
 from leftover.config import ConfigError, Settings
-from leftover.decide import Facts, JobAnswer, Plan
+from leftover.decide import USERNS_UNREADABLE, Facts, JobAnswer, Plan
 from leftover.interrupt import Interrupted, stop_signals_raise
 from leftover.log import Log
 from leftover.passwd import parse_passwd
@@ -28,6 +28,7 @@ from leftover.report import Describer, RunReport, dry_run_listing, json_document
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
 from leftover.survey import Survey, look, look_again
+from leftover.userns import UsernsError, require_initial_namespace
 from leftover.version import version
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
@@ -137,6 +138,10 @@ class _Run:
     def run(self) -> None:
         settings = self.settings = self._settings()
         self.report.job_source = settings.job_source
+        try:
+            require_initial_namespace()
+        except UsernsError as error:
+            raise _Bail(EXIT_BAILED, "userns", f"leftover cannot judge containers' processes: {error}") from None
         if not self.arguments.dry_run:
             try:
                 self.lock_fd = lock.take_lock(self.arguments.lock_file)
@@ -152,11 +157,14 @@ class _Run:
                 plan = self._plan_with_squeue(facts, settings)
         self.report.plan = plan
         self._note_skipped()
+        self._note_unreadable_namespaces(plan)
 
         if self.arguments.dry_run or not plan.targets:
             return
         for decision in plan.targets:  # user names now: an LDAP lookup must not stall the kill phase
             self.describer.user_name(decision.process.uid)
+            if decision.process.userns_owner is not None:
+                self.describer.user_name(decision.process.userns_owner)
         actor = Actor(
             report=lambda level, text: getattr(self.log, level)(text),
             describe=lambda decision: self.describer.line(decision, plan),
@@ -231,6 +239,14 @@ class _Run:
         for skipped in self.scan.skipped:
             self.log.warning(f"pid {skipped.pid} left alone: {skipped.why}")
             self.report.skipped.append({"pid": skipped.pid, "why": skipped.why})
+
+    def _note_unreadable_namespaces(self, plan: Plan) -> None:
+        for decision in plan.decisions:
+            if decision.rule is not None and decision.rule.name == USERNS_UNREADABLE:
+                self.log.warning(
+                    f"{self.describer.line(decision, plan)}: left alone, its user namespace cannot be read "
+                    f"({decision.process.userns_error})"
+                )
 
     def release_lock(self) -> None:
         if self.lock_fd is not None:

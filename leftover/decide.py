@@ -13,6 +13,10 @@ Rules this module keeps:
 - What the node itself shows about jobs (a job cgroup, the user a v1 job
   cgroup names, a slurmstepd ancestor) is derived here from the processes,
   and spares before Slurm is asked.
+- A process counts as every one of its identities (Process.identities: its
+  UIDs and the owner of its user namespace): a row that asks about a user
+  asks about all of them, so a container's process is spared whenever its
+  owner would be.
 - A verdict, once made, stands when more is read: every verdict made without
   the job answer spares, and more evidence only ever spares more. So a later
   decide() is handed the earlier plan and judges only what it left undecided.
@@ -27,6 +31,7 @@ from typing import NamedTuple
 from leftover.process import Process
 
 SLURMSTEPD = "slurmstepd"
+USERNS_UNREADABLE = "userns-unreadable"
 
 
 class Verdict(Enum):
@@ -101,11 +106,11 @@ RULES: tuple[Rule, ...] = (
          lambda p, f: p.state in ("Z", "X"),
          "already dead; only its parent can reap it"),
     Rule("system-account", Verdict.SPARE, False,
-         lambda p, f: min(p.uids) < f.min_uid or _in_ranges(p.uids, f.system_uid_ranges),
-         "a UID below min_uid or in system_uid_ranges"),
+         lambda p, f: min(p.identities) < f.min_uid or _in_ranges(p.identities, f.system_uid_ranges),
+         "a UID, or its user namespace's owner, below min_uid or in system_uid_ranges"),
     Rule("protected-user", Verdict.SPARE, False,
-         lambda p, f: not f.protected_uids.isdisjoint(p.uids),
-         "a UID listed in protected_users"),
+         lambda p, f: not f.protected_uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, listed in protected_users"),
     Rule("in-job-cgroup", Verdict.SPARE, False,
          lambda p, f: p.job_cgroup is not None,
          "inside a Slurm job's cgroup"),
@@ -113,11 +118,14 @@ RULES: tuple[Rule, ...] = (
          lambda p, f: p.pid in f.local.pids,
          "a descendant of a root-owned slurmstepd"),
     Rule("uid-has-local-job", Verdict.SPARE, False,
-         lambda p, f: not f.local.uids.isdisjoint(p.uids),
-         "a UID with a job process on this node, or that a cgroup v1 job cgroup here names"),
+         lambda p, f: not f.local.uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, with a job process on this node or named by a cgroup v1 job cgroup here"),
+    Rule(USERNS_UNREADABLE, Verdict.SPARE, False,
+         lambda p, f: p.userns_error is not None,
+         "in a user namespace whose owner could not be read; left alone, with a warning"),
     Rule("job-on-node", Verdict.SPARE, True,
-         lambda p, f: not f.answer.job_uids.isdisjoint(p.uids),
-         "a UID with a Slurm job on this node, says squeue"),
+         lambda p, f: not f.answer.job_uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, with a Slurm job on this node, says squeue"),
     Rule("start-time-unknown", Verdict.SPARE, True,
          lambda p, f: p.start_ticks is None,
          "start time could not be read"),
@@ -126,7 +134,7 @@ RULES: tuple[Rule, ...] = (
          "may belong to a job that started while Slurm was asked; next run decides"),
     Rule("no-job-on-node", Verdict.TARGET, True,
          lambda p, f: True,
-         "no UID of the process has a Slurm job on this node"),
+         "neither a UID of the process nor its user namespace's owner has a Slurm job on this node"),
 )
 
 
@@ -187,7 +195,7 @@ def judge(process: Process, facts: Facts) -> Rule | None:
 
 def local_jobs(processes: Iterable[Process]) -> LocalJobs:
     """Processes the node shows to be in a job (a job cgroup, or a root-owned
-    slurmstepd among their ancestors), every UID they run as, and every UID
+    slurmstepd among their ancestors), every UID they count as, and every UID
     their job cgroup's path names (cgroup v1's uid_<N>: the job's user, also
     where the only process in the job is root's). Kernel threads are never in
     a job, and are not walked."""
@@ -215,7 +223,7 @@ def local_jobs(processes: Iterable[Process]) -> LocalJobs:
         return under_stepd.get(pid, found)
 
     pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or below_stepd(p.pid))}
-    uids = {uid for pid in pids for uid in by_pid[pid].uids}
+    uids = {uid for pid in pids for uid in by_pid[pid].identities}
     uids.update(p.job_cgroup_uid for p in by_pid.values() if p.job_cgroup_uid is not None and not p.kernel_thread)
     return LocalJobs(frozenset(pids), frozenset(uids))
 

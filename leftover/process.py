@@ -28,6 +28,10 @@ class Process(NamedTuple):
     none, or /proc/[pid]/cgroup was not read. job_cgroup_uid is the user that
     cgroup's path names (cgroup v1's uid_<N>), whoever owns the process: the
     extern step of PrologFlags=Contain holds only root's processes.
+    userns_owner is the UID owning the outermost user namespace below the
+    initial one that the process is in (a container's user); None when it is
+    in the initial namespace, or that was not read. userns_error says why its
+    namespace could not be read, if it could not.
     """
 
     pid: int
@@ -39,10 +43,18 @@ class Process(NamedTuple):
     start_ticks: int | None = None
     job_cgroup: str | None = None
     job_cgroup_uid: int | None = None
+    userns_owner: int | None = None
+    userns_error: str | None = None
 
     @property
     def uid(self) -> int:
         return self.uids[0]
+
+    @property
+    def identities(self) -> tuple[int, ...]:
+        """Every UID the process counts as: its own four and, in a user
+        namespace other than the initial one, the namespace's owner."""
+        return self.uids if self.userns_owner is None else (*self.uids, self.userns_owner)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from leftover.cgroup import CgroupFormatError, job_cgroup, job_cgroup_uid, parse_cgroup
 from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_stat, parse_status
+from leftover.userns import UsernsReader
 
 _VANISHED = (errno.ENOENT, errno.ESRCH, errno.EINVAL)
 _CHUNK = 4096  # one page: a larger read buffer per file fragments the heap badly
@@ -99,6 +100,22 @@ def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
         return process._replace(job_cgroup=path, job_cgroup_uid=job_cgroup_uid(path))
 
     return _with_file(proc_root, scan, pids, "cgroup", update)
+
+
+def with_userns_owners(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
+    """The same scan with the user namespace of pids read: who owns it, or why
+    that could not be read. A process gone meanwhile is dropped. Each
+    namespace is walked once, however many processes it holds."""
+    processes = []
+    with UsernsReader(proc_root) as reader:
+        for process in scan.processes:
+            if process.pid not in pids:
+                processes.append(process)
+                continue
+            namespace = reader.read(process.pid)
+            if namespace is not None:
+                processes.append(process._replace(userns_owner=namespace.owner, userns_error=namespace.error))
+    return Scan(tuple(processes), scan.skipped)
 
 
 def with_start_times(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:

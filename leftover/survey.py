@@ -4,7 +4,8 @@ at most once per look and only where it can still change a verdict.
 look() is a run's first look. Every status is read; a process's cgroup only
 when neither its status nor a slurmstepd ancestor decided it, and then also
 the cgroups of root's slurmstepd processes and their root children, whose
-cgroup v1 path names the job's user; its stat (start time) only when the job
+cgroup v1 path names the job's user; its user namespace only when its cgroup
+did not decide it either; its stat (start time) only when the job
 answer is already in hand and is all that is left to decide it. On an idle
 node, or one whose user processes all live under slurmstepd, that is one file
 per process.
@@ -22,7 +23,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from leftover.decide import SLURMSTEPD, Facts, Plan, decide
-from leftover.scan import Scan, boottime_ticks, list_pids, scan_statuses, statuses_of, with_job_cgroups, with_start_times
+from leftover.scan import (
+    Scan,
+    boottime_ticks,
+    list_pids,
+    scan_statuses,
+    statuses_of,
+    with_job_cgroups,
+    with_start_times,
+    with_userns_owners,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
         plan = decide(scan.processes, replace(facts, answer=None), plan)
         unsettled = _pids(plan.undecided) & newcomers
         scan = with_job_cgroups(proc_root, scan, unsettled | (_slurms_own(plan) & newcomers))
+        scan = with_userns_owners(proc_root, scan, unsettled)
         scan = with_start_times(proc_root, scan, unsettled)
     return Survey(decide(scan.processes, facts, plan), scan, first.began_ticks)
 
@@ -72,6 +83,9 @@ def _judged(proc_root: Path, scan: Scan, facts: Facts):
     plan = decide(scan.processes, unanswered)
     if plan.undecided:
         scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided) | _slurms_own(plan))
+        plan = decide(scan.processes, unanswered, plan)
+    if plan.undecided:
+        scan = with_userns_owners(proc_root, scan, _pids(plan.undecided))
         plan = decide(scan.processes, unanswered, plan)
     if facts.answer is None or not plan.undecided:
         return plan, scan

@@ -3,13 +3,17 @@ not signal is checked with an Actor that records any attempt."""
 
 import json
 import os
+import shutil
 
 import pytest
 
 from leftover import cli
 from leftover.act import NOT_CARRIED_OUT, Actor, Result
+from leftover.decide import Facts, JobAnswer, decide
 from leftover.lock import take_lock
-from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
+from leftover.process import Process
+from leftover.report import Describer
+from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC, REPO
 from tests.faults import FAULTY_SQUEUES, config, faulty_squeue
 
 
@@ -327,3 +331,39 @@ def test_no_node_from_scontrol_falls_back_to_a_valid_short_host_name(capsys, sig
     monkeypatch.setattr("socket.gethostname", lambda: "node7.cluster.example.org")
     code, report = run(capsys, "--dry-run", config_path=fake_slurm(tmp_path, ""))
     assert code == 0 and report["node_names"] == ["node7"]
+
+
+def test_a_process_whose_namespace_cannot_be_read_is_left_alone_and_named(capsys, signalled, tmp_path):
+    """A fake tree cannot answer the namespace ioctls: bob's container process
+    (pid 1401 of fixtures/userns-node) is left alone with a warning, and the
+    rest of the node is judged as usual."""
+    proc = tmp_path / "proc"
+    shutil.copytree(EXAMPLE_PROC, proc, symlinks=True)
+    shutil.copytree(REPO / "fixtures" / "userns-node" / "proc" / "1401", proc / "1401", symlinks=True)
+    code = cli.main(["--no-splay", "--json", "--verbose", "--config", str(EXAMPLE_NODE / "leftover.conf"), "--proc", str(proc),
+                     "--passwd", str(EXAMPLE_NODE / "passwd"), "--lock-file", str(tmp_path / "lock")])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 0
+    assert [[d.process.pid for d in targets] for targets in signalled] == [[1202, 1203, 1207]]
+    (entry,) = [j for j in report["judged"] if j["pid"] == 1401]
+    assert entry["reason"] == "userns-unreadable" and entry["uid"] == 101000
+    assert entry["userns_error"] == "ns/user cannot be opened: No such file or directory"
+    assert report["reasons"]["userns-unreadable"] == 1
+    (warning,) = [line for line in captured.err.splitlines() if "pid=1401 " in line]
+    assert "uid=101000" in warning and warning.endswith(
+        "left alone, its user namespace cannot be read (ns/user cannot be opened: No such file or directory)")
+
+
+def test_lines_and_json_name_the_owner_of_a_container_process():
+    process = Process(pid=1401, name="sleep", state="S", ppid=1, uids=(101000,) * 4, kernel_thread=False, start_ticks=50,
+                      userns_owner=2002)
+    facts = Facts(min_uid=1000, protected_uids=frozenset(), answer=JobAnswer(frozenset(), 150))
+    plan = decide([process], facts)
+    describer = Describer({2002: "bob", 101000: "?"}.get, 100)
+    (target,) = plan.targets
+    assert describer.line(target, plan) == (
+        "pid=1401 user=? uid=101000 userns_owner=bob userns_owner_uid=2002 name='sleep' age=1s reason=no-job-on-node"
+    )
+    fields = describer.fields(target, plan)
+    assert (fields["userns_owner"], fields["userns_owner_uid"], fields["userns_error"]) == ("bob", 2002, None)

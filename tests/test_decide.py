@@ -16,8 +16,9 @@ ANSWER = JobAnswer(job_uids=frozenset({2001}), asked_at_ticks=ASKED_AT)
 ANSWERED = replace(FACTS, answer=ANSWER)
 
 
-def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000) -> Process:
-    return Process(pid=pid, name="p", state=state, ppid=1, uids=tuple(uids), kernel_thread=kernel_thread, start_ticks=start_ticks)
+def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000, owner=None) -> Process:
+    return Process(pid=pid, name="p", state=state, ppid=1, uids=tuple(uids), kernel_thread=kernel_thread, start_ticks=start_ticks,
+                   userns_owner=owner)
 
 
 def reason(p: Process, facts: Facts = ANSWERED) -> str | None:
@@ -189,3 +190,48 @@ def test_system_uid_ranges_come_from_the_facts():
     nobody = process(uids=(65534,) * 4)
     assert reason(nobody, replace(ANSWERED, system_uid_ranges=())) == "no-job-on-node"
     assert reason(process(uids=(70005,) * 4), replace(ANSWERED, system_uid_ranges=((70000, 70010),))) == "system-account"
+
+
+SUBORDINATE = (101000,) * 4  # a container user's UID, from an /etc/subuid range
+
+
+@pytest.mark.parametrize(
+    "candidate, expected",
+    [
+        (process(uids=SUBORDINATE, owner=2001), "job-on-node"),  # the owner has a job, says squeue
+        (process(uids=SUBORDINATE, owner=2002), "no-job-on-node"),  # the owner has none
+        (process(uids=SUBORDINATE, owner=2004), "protected-user"),
+        (process(uids=SUBORDINATE, owner=0), "system-account"),  # a rootful container with remapped UIDs
+        (process(uids=SUBORDINATE, owner=999), "system-account"),
+        (process(uids=(2001,) * 4, owner=2002), "job-on-node"),  # its own UIDs still count
+        (process(uids=(2004,) * 4, owner=2002), "protected-user"),
+        (process(uids=SUBORDINATE), "no-job-on-node"),  # in the initial namespace: only its UIDs
+    ],
+)
+def test_a_container_process_counts_as_its_namespace_owner_too(candidate, expected):
+    assert reason(candidate) == expected
+
+
+def test_an_unreadable_namespace_leaves_the_process_alone_without_asking_slurm():
+    unreadable = process(uids=SUBORDINATE)._replace(userns_error="NS_GET_PARENT failed: Permission denied")
+    plan = decide([unreadable], FACTS)
+    assert plan.undecided == () and [d.rule.name for d in plan.decisions] == ["userns-unreadable"]
+    assert reason(unreadable) == "userns-unreadable"
+
+
+def test_an_unreadable_namespace_is_named_only_when_nothing_else_spares():
+    unreadable = process(uids=(2004,) * 4)._replace(userns_error="NS_GET_PARENT failed: Permission denied")
+    assert reason(unreadable) == "protected-user"
+
+
+def test_the_owner_of_a_job_process_namespace_has_a_local_job():
+    """A job runs a container: its process in the job cgroup runs as a
+    subordinate UID, so only the namespace's owner ties the job to its user;
+    that user's container processes outside the job are spared without Slurm."""
+    in_job = process(pid=40, uids=SUBORDINATE, owner=3001)._replace(job_cgroup="/slurm/uid_3001/job_7/step_0")
+    escaped = process(pid=41, uids=(101005,) * 4, owner=3001)
+    own = process(pid=42, uids=(3001,) * 4)
+    other = process(pid=43, uids=(102000,) * 4, owner=3002)
+    plan = decide([in_job, escaped, own, other], FACTS)
+    assert 3001 in plan.facts.local.uids
+    assert [d.rule.name if d.rule else None for d in plan.decisions] == ["in-job-cgroup", "uid-has-local-job", "uid-has-local-job", None]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from leftover.decide import Facts, JobAnswer
 from leftover.survey import look
+from leftover.userns import INITIAL_USERNS_LINK
 from tests.conftest import REPO
 
 CGROUPS = REPO / "fixtures" / "cgroup"
@@ -25,6 +26,8 @@ def add_process(proc: Path, pid: int, name: str, uid: int, ppid: int, cgroup: st
     )
     (directory / "stat").write_text(f"{pid} ({name}) S {ppid} " + " ".join(["0"] * 17) + " 1100 " + " ".join(["0"] * 30) + "\n")
     shutil.copy(CGROUPS / cgroup, directory / "cgroup")
+    (directory / "ns").mkdir()
+    (directory / "ns" / "user").symlink_to(INITIAL_USERNS_LINK)
 
 
 def allocation_without_user_processes(proc: Path, stepd_cgroup: str, sleep_cgroup: str | None) -> None:

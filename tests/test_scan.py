@@ -34,14 +34,14 @@ def test_job_cgroups_are_read_only_where_asked():
 
 
 def test_process_whose_stat_vanished_after_status_is_dropped(tmp_path):
-    shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202")
+    shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202", symlinks=True)
     scan = scan_statuses(tmp_path)
     (tmp_path / "1202" / "stat").unlink()
     assert with_start_times(tmp_path, scan, frozenset({1202})).processes == ()
 
 
 def test_garbled_cgroup_counts_as_a_job_so_the_process_and_its_user_are_spared(tmp_path):
-    shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202")
+    shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202", symlinks=True)
     (tmp_path / "1202" / "cgroup").write_bytes(b"not a cgroup line\n")
     scan = with_job_cgroups(tmp_path, scan_statuses(tmp_path), frozenset({1202}))
     assert [p.job_cgroup for p in scan.processes] == [UNREADABLE_CGROUP]
@@ -59,7 +59,7 @@ def test_tree_without_processes_is_an_error(tmp_path):
 
 
 def test_unreadable_status_is_an_error_not_a_silent_skip(tmp_path):
-    shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202")
+    shutil.copytree(EXAMPLE_PROC / "1202", tmp_path / "1202", symlinks=True)
     (tmp_path / "1202" / "status").unlink()
     (tmp_path / "1202" / "status").mkdir()  # reading a directory fails with EISDIR
     with pytest.raises(ProcError, match="cannot read"):

@@ -2,6 +2,7 @@
 most once per look, the look after the answer reads only what can still change
 a verdict, and what appeared in between is read in full."""
 
+import shutil
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,7 @@ from leftover import scan as scan_module
 from leftover.decide import Facts, JobAnswer
 from leftover.scan import boottime_ticks
 from leftover.survey import look, look_again
+from leftover.userns import INITIAL_USERNS_LINK
 from tests.bench.faketree import CGROUP_JOB, CGROUP_OUTSIDE, STAT, STATUS
 
 FACTS = Facts(min_uid=1000, protected_uids=frozenset())
@@ -24,6 +26,9 @@ def put(root: Path, pid: int, uid: int, name: str = "p", ppid: int = 1, cgroup: 
     (directory / "status").write_text(STATUS.format(name=name, pid=pid, ppid=ppid, uid=uid, kthread=0))
     (directory / "stat").write_text(STAT.format(pid=pid, name=name, ppid=ppid, flags=0x400100, start=start))
     (directory / "cgroup").write_text(cgroup)
+    (directory / "ns").mkdir(exist_ok=True)
+    (directory / "ns" / "user").unlink(missing_ok=True)
+    (directory / "ns" / "user").symlink_to(INITIAL_USERNS_LINK)
 
 
 @pytest.fixture
@@ -95,9 +100,7 @@ def test_a_pid_that_names_a_newcomer_by_the_second_look_is_read_afresh(node):
 
 def test_a_process_gone_between_the_looks_is_dropped(node):
     first = look(node, FACTS)
-    for name in ("status", "stat", "cgroup"):
-        (node / "200" / name).unlink()
-    (node / "200").rmdir()
+    shutil.rmtree(node / "200")
     plan = look_again(node, first, answered()).plan
     assert 200 not in {p.pid for p in plan.processes}
     assert [d.process.pid for d in plan.targets] == [300]
