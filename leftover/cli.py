@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from leftover import config, lock, metrics
-from leftover.act import OWN_PROC, UNSIGNALLED, Actor, KillPhaseStopped
+from leftover.act import NOT_CARRIED_OUT, OWN_PROC, UNSIGNALLED, Actor, KillPhaseStopped, pid_list
 from leftover.config import ConfigError, Settings
 from leftover.decide import USERNS_UNREADABLE, Facts, JobAnswer, Plan
 from leftover.interrupt import Interrupted, stop_signals_raise
@@ -42,13 +42,18 @@ class _Bail(Exception):
         self.why = why
 
 
+class _KillPhaseIncomplete(Exception):
+    """The kill phase ended, but some targets could not be checked or signalled."""
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="leftover",
         description="Kill processes of users who hold no Slurm job on this node.",
         epilog="Exit status: 0 run completed, 1 bailed out at run time, 2 usage or config error "
-        "(after 1 and 2, nothing was signalled), 3 stopped by a signal or an unexpected error during the kill "
-        "phase (the log says which targets got SIGTERM and which got nothing).",
+        "(after 1 and 2, nothing was signalled; 1 also when no target could be checked or signalled), 3 stopped "
+        "by a signal or an unexpected error during the kill phase, or some targets signalled and others could "
+        "not be checked or signalled (the log says which).",
     )
     parser.add_argument("--config", type=Path, help=f"config file (default {config.DEFAULT_PATH})")
     parser.add_argument("--dry-run", action="store_true", help="do everything but send signals; print the plan")
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except KillPhaseStopped as stop:
         report.outcomes = stop.outcomes
         _stopped(report, stop.why, "stopped", stop.signalled)
+    except _KillPhaseIncomplete as incomplete:
+        _stopped(report, str(incomplete), "unchecked", _signalled(report))
     except Interrupted as stop:
         _stopped(report, f"stopped by {stop.name}", "stopped", _signalled(report))
     except Exception as error:  # noqa: BLE001 - any surprise must still end in one line and an exit code
@@ -174,6 +181,12 @@ class _Run:
             describe=lambda decision: self.describer.line(decision, plan),
         )
         self.report.outcomes = actor.carry_out(plan.targets, settings.grace_seconds)
+        left = [o for o in self.report.outcomes if o.result in NOT_CARRIED_OUT]
+        if left:
+            raise _KillPhaseIncomplete(
+                f"{len(left)} of {len(plan.targets)} target(s) could not be checked or signalled and were left alone "
+                f"(pids {pid_list(sorted(o.decision.process.pid for o in left))}; {left[0].result.value}: {left[0].detail})"
+            )
 
     def _settings(self) -> Settings:
         path = self.arguments.config or config.DEFAULT_PATH
@@ -183,6 +196,8 @@ class _Run:
             )
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
+        for note in settings.notes:  # before the level applies: a site that chose "err" still learns of them
+            self.log.info(note)
         self.log.set_level(settings.debuglevel)
         if settings.source != str(path):
             self.log.info(f"no config file at {path}; using built-in defaults")
@@ -269,8 +284,8 @@ class _Run:
         last_success = now if self.report.exit_code == EXIT_OK else metrics.previous_success(path)
         try:
             metrics.write(path, metrics.render(self.report, now, last_success))
-        except OSError as error:
-            self.log.warning(f"cannot write metrics file {path}: {error.strerror}")
+        except metrics.MetricsError as error:
+            self.log.warning(f"metrics file {path} not written: {error}")
 
 
 def _uid_of_name(name: str) -> int | None:

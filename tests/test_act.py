@@ -1,6 +1,7 @@
 """The Actor against real processes: children of the test, signalled for real."""
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from leftover import act
 from leftover.act import Actor, KillPhaseStopped, Result
 from leftover.decide import RULES, Decision
 from leftover.interrupt import stop_signals_raise
-from leftover.scan import read_identity
+from leftover.scan import ProcError, read_identity
 
 TARGET_RULE = RULES[-1]
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)"
@@ -274,4 +276,35 @@ def test_without_pidfds_a_uid_change_during_the_grace_is_reported_as_changed(chi
     worker = actor(Said())
     worker.pidfds = False
     assert [o.result for o in worker.carry_out([planned(child)], grace_seconds=1)] == [Result.CHANGED]
+    assert child.poll() is None
+
+
+def test_many_more_targets_than_open_files_are_all_checked_and_signalled(children):
+    """No descriptor is held per target: a plan many times larger than the
+    open-file limit is carried out whole, none left unchecked."""
+    sleepers = [subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL) for _ in range(300)]
+    children.extend(sleepers)
+    decisions = [Decision(read_identity(Path("/proc"), s.pid), TARGET_RULE) for s in sleepers]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        outcomes = actor(Said()).carry_out(decisions, grace_seconds=5)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [o.result for o in outcomes] == [Result.TERMINATED] * len(sleepers)
+    assert {reaped(s) for s in sleepers} == {-signal.SIGTERM}
+
+
+def test_a_target_that_cannot_be_checked_is_unchecked_not_changed(children, monkeypatch):
+    child = start()
+    children.append(child)
+    decision = planned(child)
+
+    def unreadable(proc_root, pid):
+        raise ProcError(f"cannot read {proc_root}/{pid}/status: Too many open files")
+
+    monkeypatch.setattr(act, "read_identity", unreadable)
+    outcomes = actor(Said()).carry_out([decision], grace_seconds=1)
+    assert [(o.result, o.detail) for o in outcomes] == [(Result.UNCHECKED, f"cannot read /proc/{child.pid}/status: Too many open files")]
     assert child.poll() is None

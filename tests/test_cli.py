@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from leftover import cli
-from leftover.act import Actor
+from leftover.act import NOT_CARRIED_OUT, Actor, Result
 from leftover.decide import Facts, JobAnswer, decide
 from leftover.lock import take_lock
 from leftover.process import Process
@@ -260,6 +260,40 @@ def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signall
     code, report = run(capsys, "--dry-run")
     assert code == 1 and signalled == []
     assert report["bailed_out"] == "internal error (RuntimeError: a bug)" and report["bailed_out_reason"] == "internal"
+
+
+def outcomes_of(*results):
+    """An Actor that reports results for the plan's targets, in order."""
+    from leftover.act import Outcome
+
+    def carry_out(self, targets, grace):
+        return [Outcome(d, r, "cannot open a pidfd: Too many open files" if r in NOT_CARRIED_OUT else "")
+                for d, r in zip(targets, results, strict=True)]
+
+    return carry_out
+
+
+def test_a_run_that_could_check_no_target_exits_1_and_names_them(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(Actor, "carry_out", outcomes_of(Result.UNCHECKED, Result.UNCHECKED, Result.FAILED))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 1 and report["bailed_out_reason"] == "unchecked"
+    assert report["bailed_out"] == (
+        "3 of 3 target(s) could not be checked or signalled and were left alone "
+        "(pids 1202,1203,1207; unchecked: cannot open a pidfd: Too many open files)"
+    )
+
+
+def test_a_run_that_signalled_some_targets_but_not_others_exits_3(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(Actor, "carry_out", outcomes_of(Result.TERMINATED, Result.UNCHECKED, Result.GONE))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 3 and report["stopped"].startswith("1 of 3 target(s) could not be checked or signalled and were left alone (pids 1203;")
+    assert [t["result"] for t in report["targets"]] == ["terminated", "unchecked", "gone"]
+
+
+def test_targets_that_changed_or_exited_are_a_completed_run(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(Actor, "carry_out", outcomes_of(Result.CHANGED, Result.GONE, Result.KILLED))
+    code, _ = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 0
 
 
 def test_system_uid_ranges_from_the_config_steer_the_system_account_rule(capsys, signalled, tmp_path):
