@@ -13,7 +13,7 @@ from leftover import cli
 from leftover.act import Actor
 from leftover.decide import Facts, JobAnswer
 from leftover.gpu import gpu_devices, is_gpu_device
-from leftover.survey import survey
+from leftover.survey import look, with_gpu_devices
 from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
 from tests.faults import config
 
@@ -59,7 +59,7 @@ def test_a_process_without_a_readable_fd_table_holds_nothing_that_can_be_shown(p
 
 def test_only_targets_are_looked_at_and_no_verdict_changes(proc):
     facts = Facts(min_uid=1000, protected_uids=frozenset({64030, 2004}))
-    plan = survey(proc, replace(facts, answer=JobAnswer(frozenset({2001}), 100_000))).plan
+    plan = with_gpu_devices(proc, look(proc, replace(facts, answer=JobAnswer(frozenset({2001}), 100_000))).plan)
     held = {d.process.pid: d.process.gpu_devices for d in plan.decisions}
     assert held[1202] == ("/dev/kfd", "/dev/nvidia0", "/dev/nvidiactl")
     assert held[1201] == ()  # in a job: its fd table is never read
