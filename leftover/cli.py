@@ -9,7 +9,6 @@ why, and exit non-zero.
 
 import argparse
 import os
-import pwd
 import random
 import sys
 import time
@@ -22,11 +21,12 @@ from leftover.config import ConfigError, Settings
 from leftover.decide import Facts, JobAnswer, Plan
 from leftover.interrupt import Interrupted, stop_signals_raise
 from leftover.log import Log
+from leftover.names import UserDatabase, UserDatabaseError
 from leftover.passwd import parse_passwd
 from leftover.protect import protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second
-from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
+from leftover.slurm import SlurmError, node_names, query_jobs, squeue_candidates
 from leftover.survey import survey
 from leftover.version import version
 
@@ -125,6 +125,9 @@ class _Run:
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
         self.describer = Describer(lambda uid: "?", clock_ticks_per_second())
+        self.user_database = UserDatabase()
+        self.listed_uids: frozenset[int] = frozenset()
+        self.looked_up_names: dict[int, str] = {}
 
     def run(self) -> None:
         settings = self.settings = self._settings()
@@ -144,11 +147,10 @@ class _Run:
                 plan = self._plan_with_squeue(facts, settings)
         self.report.plan = plan
         self._note_skipped()
+        self._look_up_names(plan)
 
         if self.arguments.dry_run or not plan.targets:
             return
-        for decision in plan.targets:  # user names now: an LDAP lookup must not stall the kill phase
-            self.describer.user_name(decision.process.uid)
         actor = Actor(
             report=lambda level, text: getattr(self.log, level)(text),
             describe=lambda decision: self.describer.line(decision, plan),
@@ -174,12 +176,35 @@ class _Run:
         except OSError as error:
             raise _Bail(EXIT_BAILED, "passwd", f"cannot read {self.arguments.passwd}: {error.strerror}") from None
         entries = parse_passwd(passwd_text)
+        listed = {entry.name for entry in entries}
+        unlisted = [user for user in settings.protected_users if isinstance(user, str) and user not in listed]
         try:
-            protected = protected_uids(settings.protected_users, entries, _uid_of_name)
+            found = self.user_database.uids_of(unlisted)
+        except UserDatabaseError as error:
+            raise _Bail(EXIT_BAILED, "names", f"cannot resolve protected users {', '.join(unlisted)}: {error}") from None
+        try:
+            protected = protected_uids(settings.protected_users, entries, found.get)
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
-        self.describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
+        self.listed_uids = frozenset(entry.uid for entry in entries)
+        self.describer = Describer(user_names(entries, self._looked_up_name), clock_ticks_per_second())
         return Facts(min_uid=settings.min_uid, protected_uids=protected)
+
+    def _look_up_names(self, plan: Plan) -> None:
+        """Names for the users that will be shown (targets; every judged
+        process for --json) and that passwd does not list, in one look-up now:
+        none can stall the kill phase. Unanswered, the uid is shown instead."""
+        shown = plan.judged() if self.arguments.json else plan.targets
+        uids = sorted({decision.process.uid for decision in shown} - self.listed_uids)
+        try:
+            self.looked_up_names.update(self.user_database.names_of(uids))
+        except UserDatabaseError as error:
+            self.log.warning(f"user names of uids {','.join(map(str, uids))} not known: {error}; showing the uids instead")
+
+    def _looked_up_name(self, uid: int) -> str | None:
+        if uid in self.looked_up_names:
+            return self.looked_up_names[uid]
+        return str(uid) if self.user_database.failed else None
 
     def _plan(self, facts: Facts) -> Plan:
         try:
@@ -198,7 +223,12 @@ class _Run:
             self.log.debug(f"a process outside any local job; waiting {delay:.1f}s (splay) before asking Slurm")
             time.sleep(delay)
         try:
-            squeue = find_squeue(settings.squeue)
+            candidates = squeue_candidates(settings.squeue)
+            squeue = candidates[0]
+            if len(candidates) > 1:
+                others = ", ".join(map(str, candidates[1:]))
+                self.log.info(f"using {squeue} (also found {others}; set 'squeue' in the config to choose)")
+            self.report.squeue = str(squeue)
             names = node_names(squeue, settings.squeue_timeout)
             asked_at = boottime_ticks()
             jobs = query_jobs(squeue, names, settings.squeue_timeout)
@@ -231,17 +261,3 @@ class _Run:
             metrics.write(path, metrics.render(self.report, now, last_success))
         except OSError as error:
             self.log.warning(f"cannot write metrics file {path}: {error.strerror}")
-
-
-def _uid_of_name(name: str) -> int | None:
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except (KeyError, ValueError):
-        return None
-
-
-def _name_of_uid(uid: int) -> str | None:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return None

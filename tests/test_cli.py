@@ -78,7 +78,7 @@ def test_missing_squeue_bails_out(capsys, signalled, tmp_path):
 
 
 def test_failing_scontrol_beside_squeue_bails_out(capsys, signalled, tmp_path):
-    (tmp_path / "squeue").write_text("#!/bin/sh\necho 2001\n")
+    (tmp_path / "squeue").write_text("#!/bin/sh\nprintf 'UID\\n2001\\n'\n")
     (tmp_path / "squeue").chmod(0o755)
     (tmp_path / "scontrol").write_text("#!/bin/sh\nexit 1\n")
     (tmp_path / "scontrol").chmod(0o755)
@@ -234,7 +234,7 @@ def test_dangling_default_config_link_is_an_error_not_the_defaults(tmp_path):
 
 def test_huge_numbers_are_refused_not_a_traceback(capsys, signalled, tmp_path):
     squeue = tmp_path / "squeue"
-    squeue.write_text("#!/bin/sh\nprintf '%05000d\\n' 7\n")
+    squeue.write_text("#!/bin/sh\necho UID; printf '%05000d\\n' 7\n")
     squeue.chmod(0o755)
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, json.dumps({"squeue": str(squeue)})))
     assert code == 1 and signalled == [] and "is not a UID" in report["bailed_out"]
@@ -245,7 +245,7 @@ def test_a_squeue_others_could_have_replaced_is_not_run(capsys, signalled, tmp_p
     squeue.write_text("#!/bin/sh\necho 2001\n")
     squeue.chmod(0o777)
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, json.dumps({"squeue": str(squeue)})))
-    assert code == 1 and signalled == [] and "writable by group or others; not running it as root" in report["bailed_out"]
+    assert code == 1 and signalled == [] and "squeue on its path is writable by group or others (mode 0777)" in report["bailed_out"]
 
 
 def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signalled, monkeypatch):
