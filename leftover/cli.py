@@ -31,6 +31,17 @@ from leftover.survey import survey
 from leftover.version import version
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
+# Ending two stuck Slurm commands (1 s each), the user look-ups (2 s, and 1 s
+# to end a stuck one), the kill phase's wait after SIGKILL (2 s), and 3 s for
+# start-up, the /proc scans and logging.
+FIXED_MARGIN_SECONDS = 10.0
+
+
+def worst_case_seconds(settings: Settings) -> float:
+    """The longest one run can take (README, "How long a run can take"): the
+    splay, scontrol and squeue each up to squeue_timeout, the grace, and the
+    fixed margins above."""
+    return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + FIXED_MARGIN_SECONDS
 
 
 class _Bail(Exception):
