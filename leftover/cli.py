@@ -19,7 +19,7 @@ from leftover import config, lock, metrics
 from leftover.act import UNSIGNALLED, Actor, KillPhaseStopped
 from leftover.config import ConfigError, Settings
 from leftover.decide import Facts, JobAnswer, Plan
-from leftover.interrupt import Interrupted, stop_signals_raise
+from leftover.interrupt import Interrupted, arm_time_bound, stop_signals_raise
 from leftover.log import Log
 from leftover.names import UserDatabase, UserDatabaseError
 from leftover.passwd import parse_passwd
@@ -40,7 +40,8 @@ FIXED_MARGIN_SECONDS = 10.0
 def worst_case_seconds(settings: Settings) -> float:
     """The longest one run can take (README, "How long a run can take"): the
     splay, scontrol and squeue each up to squeue_timeout, the grace, and the
-    fixed margins above."""
+    fixed margins above. A run still going then is stopped like one sent
+    SIGTERM: a last guard against a wait nobody foresaw."""
     return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + FIXED_MARGIN_SECONDS
 
 
@@ -132,6 +133,7 @@ class _Run:
         self.proc = arguments.proc
         self.log = log
         self.report = report
+        self.started = time.monotonic()
         self.settings: Settings | None = None
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
@@ -142,6 +144,7 @@ class _Run:
 
     def run(self) -> None:
         settings = self.settings = self._settings()
+        arm_time_bound(max(0.01, worst_case_seconds(settings) - (time.monotonic() - self.started)))
         self.report.job_source = settings.job_source
         if not self.arguments.dry_run:
             try:

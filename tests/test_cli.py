@@ -256,3 +256,17 @@ def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signall
     code, report = run(capsys, "--dry-run")
     assert code == 1 and signalled == []
     assert report["bailed_out"] == "internal error (RuntimeError: a bug)" and report["bailed_out_reason"] == "internal"
+
+
+def test_a_run_past_its_time_bound_is_stopped_like_one_sent_sigterm(capsys, signalled, monkeypatch, tmp_path):
+    """A wait nobody foresaw (here a scan that takes for ever) still ends at
+    worst_case_seconds(): the run stops, nothing signalled, exit 1."""
+    import time
+
+    monkeypatch.setattr(cli, "FIXED_MARGIN_SECONDS", 0.3)
+    monkeypatch.setattr(cli, "survey", lambda *_: time.sleep(30))
+    conf = config(tmp_path, json.dumps({"slew_max": 0, "squeue_timeout": 0.1, "grace_seconds": 0}))
+    started = time.monotonic()
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert time.monotonic() - started < 2
+    assert code == 1 and signalled == [] and report["bailed_out"] == "stopped by its time bound"
