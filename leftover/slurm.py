@@ -39,8 +39,8 @@ class JobQuery:
 
 
 def squeue_candidates(configured: Path | None) -> list[Path]:
-    """Every squeue leftover would consider, in the order it would use them:
-    the configured one alone; else the site's prefixes, PATH, then the
+    """Every squeue leftover would consider, the one it uses first: the
+    configured one alone; else the site's prefixes, PATH, then the
     distribution's, each file once."""
     if configured is not None:
         if not os.access(configured, os.X_OK):
@@ -58,11 +58,6 @@ def squeue_candidates(configured: Path | None) -> list[Path]:
         places = ", ".join(map(str, SITE_PREFIXES + DISTRIBUTION_PREFIXES))
         raise SlurmError(f"squeue not found in {places} or on PATH; set 'squeue' in the config")
     return found
-
-
-def find_squeue(configured: Path | None) -> Path:
-    """The squeue leftover uses: the first of squeue_candidates()."""
-    return squeue_candidates(configured)[0]
 
 
 def node_names(squeue: Path, timeout: float) -> tuple[str, ...]:
