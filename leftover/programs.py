@@ -120,7 +120,10 @@ def _checked_path(program: str) -> tuple[str, os.stat_result]:
                 raise ProgramError(f"cannot run {program}: more than {MAX_SYMLINKS} symlinks on its path")
             if info.st_uid not in trusted:
                 raise ProgramError(f"not running {program} as root: symlink {step} on its path is owned by uid {info.st_uid}")
-            target = os.readlink(step)
+            try:
+                target = os.readlink(step)
+            except OSError as error:
+                raise ProgramError(f"cannot run {program}: {step}: {error.strerror}") from None
             if target.startswith("/"):
                 here = "/"
             pending = target.split("/") + pending
