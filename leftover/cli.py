@@ -29,6 +29,7 @@ from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_secon
 from leftover.slurm import SlurmError, node_names, query_jobs, squeue_candidates
 from leftover.survey import survey
 from leftover.version import version
+from leftover.watchdog import HARD_MARGIN_SECONDS, Watchdog
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
 # Ending two stuck Slurm commands (1 s each), the user look-ups (2 s, and 1 s
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run_listing(report, run.describer))
     except (OSError, UnicodeEncodeError) as error:
         log.warning(f"cannot print the report: {error}")
+    if run.watchdog is not None:
+        run.watchdog.stop()
     return report.exit_code
 
 
@@ -134,6 +137,8 @@ class _Run:
         self.log = log
         self.report = report
         self.started = time.monotonic()
+        self.watchdog: Watchdog | None = None
+        self.kill_phase_began = False
         self.settings: Settings | None = None
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
@@ -144,7 +149,10 @@ class _Run:
 
     def run(self) -> None:
         settings = self.settings = self._settings()
-        arm_time_bound(max(0.01, worst_case_seconds(settings) - (time.monotonic() - self.started)))
+        remaining = max(0.01, worst_case_seconds(settings) - (time.monotonic() - self.started))
+        arm_time_bound(remaining)
+        self.watchdog = Watchdog(remaining + HARD_MARGIN_SECONDS, lambda: EXIT_STOPPED if self.kill_phase_began else EXIT_BAILED)
+        self.watchdog.start()
         self.report.job_source = settings.job_source
         if not self.arguments.dry_run:
             try:
@@ -165,6 +173,7 @@ class _Run:
 
         if self.arguments.dry_run or not plan.targets:
             return
+        self.kill_phase_began = True
         actor = Actor(
             report=lambda level, text: getattr(self.log, level)(text),
             describe=lambda decision: self.describer.line(decision, plan),

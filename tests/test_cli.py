@@ -270,3 +270,35 @@ def test_a_run_past_its_time_bound_is_stopped_like_one_sent_sigterm(capsys, sign
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
     assert time.monotonic() - started < 2
     assert code == 1 and signalled == [] and report["bailed_out"] == "stopped by its time bound"
+
+
+HELD_MAIN_THREAD = """
+import signal, sys, time
+from leftover import cli
+
+def held(*_):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # where no handler can reach it
+    time.sleep(60)
+
+cli.FIXED_MARGIN_SECONDS, cli.HARD_MARGIN_SECONDS, cli.survey = 0.2, 0.5, held
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_run_held_where_no_signal_handler_runs_is_ended_by_the_watchdog(tmp_path):
+    """Past its bound plus HARD_MARGIN_SECONDS, a run whose main thread cannot
+    be interrupted (a stat on a hung file system) exits all the same: one line,
+    exit 1 before the kill phase, and the lock is free again."""
+    import subprocess
+    import sys
+    import time
+
+    conf = config(tmp_path, json.dumps({"slew_max": 0, "squeue_timeout": 0.1, "grace_seconds": 0}))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", HELD_MAIN_THREAD, "--no-splay", "--config", str(conf), "--proc", str(EXAMPLE_PROC),
+                           "--passwd", str(EXAMPLE_NODE / "passwd"), "--lock-file", str(tmp_path / "lock")],
+                          capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 10
+    assert done.returncode == 1
+    assert "held where it cannot be stopped; exiting with status 1" in done.stderr
+    os.close(take_lock(tmp_path / "lock"))
