@@ -40,3 +40,18 @@ def test_node_names():
 def test_unusable_node_names_are_refused(text):
     with pytest.raises(SlurmOutputError):
         parse_node_names(text)
+
+
+def test_the_table_starts_with_squeues_header_line():
+    from leftover.squeue import parse_job_uid_table
+
+    assert parse_job_uid_table("UID\n2001\n2002\n") == {2001, 2002}
+    assert parse_job_uid_table("UID\n") == frozenset()
+
+
+@pytest.mark.parametrize("text", ["", "UID", "2001\n", "USER\nalice\n", "UID\n20"])
+def test_a_table_without_its_header_or_cut_off_is_an_error_never_no_job(text):
+    from leftover.squeue import parse_job_uid_table
+
+    with pytest.raises(SlurmOutputError):
+        parse_job_uid_table(text)
