@@ -8,9 +8,7 @@ why, and exit non-zero.
 """
 
 import argparse
-import grp
 import os
-import pwd
 import random
 import socket
 import sys
@@ -23,19 +21,36 @@ from leftover.act import NOT_CARRIED_OUT, OWN_PROC, UNSIGNALLED, Actor, KillPhas
 from leftover.config import ConfigError, Settings
 from leftover.decide import USERNS_UNREADABLE, Facts, JobAnswer, Plan
 from leftover.group import GroupEntry, parse_group
-from leftover.interrupt import Interrupted, stop_signals_raise
+from leftover.interrupt import Interrupted, arm_time_bound, stop_signals_raise
 from leftover.log import Log, printable
+from leftover.names import UserDatabase, UserDatabaseError
 from leftover.passwd import parse_passwd
 from leftover.protect import GroupMembers, UnknownMember, protected_group_members, protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, foreign_pid_namespace
-from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
+from leftover.slurm import SlurmError, node_names, query_jobs, squeue_candidates
 from leftover.survey import Survey, look, look_again, with_gpu_devices
+from leftover.tell import KILL_WAIT_SECONDS as NOTIFY_KILL_WAIT_SECONDS
 from leftover.tell import run_notify_command, terminal_message, user_terminals, write_to_terminal
 from leftover.userns import UsernsError, require_initial_namespace
 from leftover.version import version
+from leftover.watchdog import HARD_MARGIN_SECONDS, Watchdog
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
+# Ending two stuck Slurm commands (1 s each), the user look-ups (2 s, and 1 s
+# to end a stuck one), the kill phase's wait after SIGKILL (2 s), and 3 s for
+# start-up, the /proc scans and logging.
+FIXED_MARGIN_SECONDS = 10.0
+
+
+def worst_case_seconds(settings: Settings) -> float:
+    """The longest one run can take (README, "How long a run can take"): the
+    splay, scontrol and squeue each up to squeue_timeout, the grace, and the
+    fixed margins above, and the notify command's notify_timeout (and the
+    wait after killing it) where one is set. A run still going then is stopped like one sent
+    SIGTERM: a last guard against a wait nobody foresaw."""
+    notify = settings.notify_timeout + NOTIFY_KILL_WAIT_SECONDS if settings.notify_command else 0.0
+    return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + notify + FIXED_MARGIN_SECONDS
 
 
 class _Bail(Exception):
@@ -114,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run_listing(report, run.describer))
     except (OSError, UnicodeEncodeError) as error:
         log.warning(f"cannot print the report: {error}")
+    if run.watchdog is not None:
+        run.watchdog.stop()
     return report.exit_code
 
 
@@ -145,17 +162,26 @@ class _Run:
         self.proc = arguments.proc
         self.log = log
         self.report = report
+        self.started = time.monotonic()
+        self.watchdog: Watchdog | None = None
+        self.kill_phase_began = False
         self.settings: Settings | None = None
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
         self.group_members = GroupMembers()
-        self.passwd_uids: frozenset[int] = frozenset()
         self.primary_gids: dict[int, int | None] = {}
         self.survey: Survey | None = None
         self.describer = Describer(lambda uid: "?", clock_ticks_per_second())
+        self.user_database = UserDatabase()
+        self.listed_uids: frozenset[int] = frozenset()
+        self.looked_up_names: dict[int, str] = {}
 
     def run(self) -> None:
         settings = self.settings = self._settings()
+        remaining = max(0.01, worst_case_seconds(settings) - (time.monotonic() - self.started))
+        arm_time_bound(remaining)
+        self.watchdog = Watchdog(remaining + HARD_MARGIN_SECONDS, lambda: EXIT_STOPPED if self.kill_phase_began else EXIT_BAILED)
+        self.watchdog.start()
         self.report.job_source = settings.job_source
         self._check_pid_namespace()
         try:
@@ -179,13 +205,11 @@ class _Run:
         self.report.plan = plan
         self._note_skipped()
         self._note_unreadable_namespaces(plan)
+        self._look_up_names(plan)
 
         if self.arguments.dry_run or not plan.targets:
             return
-        for decision in plan.targets:  # user names now: an LDAP lookup must not stall the kill phase
-            self.describer.user_name(decision.process.uid)
-            if decision.process.userns_owner is not None:
-                self.describer.user_name(decision.process.userns_owner)
+        self.kill_phase_began = True
         if settings.tell_terminals:
             self._tell_terminals(plan, settings.grace_seconds)
         actor = Actor(
@@ -231,36 +255,63 @@ class _Run:
         except OSError as error:
             raise _Bail(EXIT_BAILED, "passwd", f"cannot read {self.arguments.passwd}: {error.strerror}") from None
         entries = parse_passwd(passwd_text)
-        self.passwd_uids = frozenset(entry.uid for entry in entries)
+        listed = {entry.name for entry in entries}
+        unlisted = [user for user in settings.protected_users if isinstance(user, str) and user not in listed]
         try:
-            protected = protected_uids(settings.protected_users, entries, _uid_of_name)
+            found = self.user_database.uids_of(unlisted)
+        except UserDatabaseError as error:
+            raise _Bail(EXIT_BAILED, "names", f"cannot resolve protected users {', '.join(unlisted)}: {error}") from None
+        try:
+            protected = protected_uids(settings.protected_users, entries, found.get)
             if settings.protected_groups:
-                self.group_members = protected_group_members(
-                    settings.protected_groups, self._groups(), entries, _group_entry, _uid_of_name
-                )
+                self.group_members = self._group_members(settings, entries)
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
         except UnknownMember as error:
             raise _Bail(EXIT_BAILED, "group", str(error)) from None
-        self.describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
+        self.listed_uids = frozenset(entry.uid for entry in entries)
+        self.describer = Describer(user_names(entries, self._looked_up_name), clock_ticks_per_second())
         return Facts(
             min_uid=settings.min_uid, protected_uids=protected, system_uid_ranges=settings.system_uid_ranges,
             protected_group_uids=self.group_members.uids,
         )
 
-    def _groups(self) -> list[GroupEntry]:
+    def _group_members(self, settings: Settings, entries: list) -> GroupMembers:
+        """protected_groups resolved: the group file first, then one bounded
+        look-up in the group database for the groups it lacks, and one in the
+        user database for the members passwd lacks. Unanswered, nobody can
+        say who is protected: the run bails out."""
         try:
             text = self.arguments.group.read_text(encoding="utf-8", errors="surrogateescape")
         except OSError as error:
             raise _Bail(EXIT_BAILED, "group", f"cannot read {self.arguments.group}: {error.strerror}") from None
-        return parse_group(text)
+        groups = parse_group(text)
+        names, gids = {g.name for g in groups}, {g.gid for g in groups}
+        missing = [w for w in settings.protected_groups if w not in (gids if isinstance(w, int) else names)]
+        try:
+            fetched = self.user_database.groups(missing)
+        except UserDatabaseError as error:
+            raise _Bail(EXIT_BAILED, "names", f"cannot resolve protected groups {_listed(missing)}: {error}") from None
+        by_key: dict[str | int, GroupEntry] = {}
+        for group in fetched:
+            by_key.setdefault(group.name, group)
+            by_key.setdefault(group.gid, group)
+        wanted = [g for g in groups if g.name in settings.protected_groups or g.gid in settings.protected_groups]
+        listed = {entry.name for entry in entries}
+        unlisted = sorted({m for g in wanted + fetched for m in g.members} - listed)
+        try:
+            found = self.user_database.uids_of(unlisted)
+        except UserDatabaseError as error:
+            raise _Bail(EXIT_BAILED, "names", f"cannot resolve members of protected groups: {error}") from None
+        return protected_group_members(settings.protected_groups, groups, entries, by_key.get, found.get)
 
     def _judged(self, facts: Facts, first: Survey | None = None) -> tuple[Facts, Plan]:
         """A plan (the first look, or with first the look after Slurm's answer)
         in which every process still in question (undecided or targeted) was
         checked for a user outside the passwd file whose primary group, as the
-        user database says, is protected. Only those users are looked up, so a
-        node with nothing in question costs no lookup."""
+        user database says, is protected. Only those users are looked up, in
+        one bounded look-up per look, so a node with nothing in question costs
+        none; unanswered, the run bails out rather than guess."""
         while True:
             plan = self._plan(facts, first)
             if not self.group_members.gids:
@@ -268,12 +319,34 @@ class _Run:
             in_question = {uid for p in plan.undecided for uid in p.identities} | {
                 uid for d in plan.targets for uid in d.process.identities
             }
-            for uid in in_question - self.passwd_uids - self.primary_gids.keys():
-                self.primary_gids[uid] = _primary_gid(uid)
+            unknown = in_question - self.listed_uids - self.primary_gids.keys()
+            try:
+                found = self.user_database.primary_gids_of(unknown)
+            except UserDatabaseError as error:
+                raise _Bail(EXIT_BAILED, "names", f"cannot tell whether uids {_listed(sorted(unknown))} belong to a "
+                            f"protected group: {error}") from None
+            self.primary_gids.update({uid: found.get(uid) for uid in unknown})
             members = {uid for uid in in_question if self.primary_gids.get(uid) in self.group_members.gids}
             if members <= facts.protected_group_uids:
                 return facts, plan
             facts = replace(facts, protected_group_uids=facts.protected_group_uids | members)
+
+    def _look_up_names(self, plan: Plan) -> None:
+        """Names for the users that will be shown (targets; every judged
+        process for --json) and that passwd does not list, in one look-up now:
+        none can stall the kill phase. Unanswered, the uid is shown instead."""
+        shown = plan.judged() if self.arguments.json else plan.targets
+        owners = {d.process.userns_owner for d in shown if d.process.userns_owner is not None}
+        uids = sorted(({decision.process.uid for decision in shown} | owners) - self.listed_uids)
+        try:
+            self.looked_up_names.update(self.user_database.names_of(uids))
+        except UserDatabaseError as error:
+            self.log.warning(f"user names of uids {','.join(map(str, uids))} not known: {error}; showing the uids instead")
+
+    def _looked_up_name(self, uid: int) -> str | None:
+        if uid in self.looked_up_names:
+            return self.looked_up_names[uid]
+        return str(uid) if self.user_database.failed else None
 
     def _plan(self, facts: Facts, first: Survey | None = None) -> Plan:
         """The first look at /proc, or with first, the look after Slurm's answer."""
@@ -294,7 +367,12 @@ class _Run:
             self.log.debug(f"a process outside any local job; waiting {delay:.1f}s (splay) before asking Slurm")
             time.sleep(delay)
         try:
-            squeue = find_squeue(settings.squeue)
+            candidates = squeue_candidates(settings.squeue)
+            squeue = candidates[0]
+            if len(candidates) > 1:
+                others = ", ".join(map(str, candidates[1:]))
+                self.log.info(f"using {squeue} (also found {others}; set 'squeue' in the config to choose)")
+            self.report.squeue = str(squeue)
             names = node_names(squeue, settings.squeue_timeout)
             asked_at = boottime_ticks()
             jobs = query_jobs(squeue, names, settings.squeue_timeout)
@@ -377,30 +455,5 @@ class _Run:
             self.log.warning(f"metrics file {path} not written: {error}")
 
 
-def _uid_of_name(name: str) -> int | None:
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except (KeyError, ValueError):
-        return None
-
-
-def _primary_gid(uid: int) -> int | None:
-    try:
-        return pwd.getpwuid(uid).pw_gid
-    except KeyError:
-        return None
-
-
-def _group_entry(group: str | int) -> GroupEntry | None:
-    try:
-        found = grp.getgrgid(group) if isinstance(group, int) else grp.getgrnam(group)
-    except (KeyError, ValueError, OverflowError):
-        return None
-    return GroupEntry(found.gr_name, found.gr_gid, tuple(found.gr_mem))
-
-
-def _name_of_uid(uid: int) -> str | None:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return None
+def _listed(items) -> str:
+    return ", ".join(map(str, items))

@@ -11,6 +11,7 @@ import pytest
 
 from leftover import cli
 from leftover.act import Actor
+from leftover.config import Settings
 from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
 from tests.faults import config
 
@@ -105,3 +106,8 @@ def test_the_notify_command_is_not_run_for_a_dry_run_or_a_run_without_targets(tm
     every_user = ["slurm", "alice", "bob", "carol", "dave", "longusername"]
     assert run(tmp_path, capsys, settings(notify_command=command, protected_users=every_user))[0] == 0
     assert not ran.exists()
+
+
+def test_the_runs_time_bound_makes_room_for_the_notify_command():
+    plain = cli.worst_case_seconds(Settings())
+    assert cli.worst_case_seconds(Settings(notify_command=Path("/x"), notify_timeout=30)) == plain + 30 + 2

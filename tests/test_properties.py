@@ -13,7 +13,7 @@ from leftover.config import ConfigError, parse_settings
 from leftover.decide import Facts, JobAnswer, Verdict, decide
 from leftover.passwd import parse_passwd
 from leftover.process import Process, ProcFormatError, parse_stat, parse_status
-from leftover.squeue import SlurmOutputError, parse_job_uids, parse_node_names
+from leftover.squeue import SlurmOutputError, parse_job_uid_table, parse_job_uids, parse_node_names
 from tests.conftest import fixture_bytes
 
 REAL_STATUS = fixture_bytes(1202, "status")
@@ -65,6 +65,19 @@ def test_squeue_output_parses_or_raises_its_own_error(text):
         return
     assert all(0 <= uid < 2**32 - 1 for uid in uids)
     assert len(uids) <= text.count("\n")
+
+
+@EXAMPLES
+@given(st.text(max_size=200), st.integers(0, 200))
+def test_squeue_table_cut_anywhere_is_never_no_job(text, cut):
+    """squeue's answer with its header, cut off at any point short of a whole
+    line: never read as "no job"."""
+    answer = "UID\n" + text
+    try:
+        uids = parse_job_uid_table(answer[:cut])
+    except SlurmOutputError:
+        return
+    assert uids or answer[:cut] == "UID\n"
 
 
 @EXAMPLES
