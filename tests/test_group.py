@@ -1,4 +1,5 @@
 from leftover.group import GroupEntry, parse_group
+from leftover.names import UserDatabase
 
 
 def test_members_are_listed_in_order_and_empty_lists_are_empty():
@@ -21,3 +22,11 @@ def test_comments_blanks_nis_and_malformed_lines_are_skipped_never_fatal():
         "ok:x:64:carol,,dave,\r",
     ])
     assert parse_group(text) == [GroupEntry("ok", 64, ("carol", "dave"))]
+
+
+def test_groups_and_primary_groups_come_from_the_system_databases():
+    """Real getent against this machine's NSS, with names and GIDs mixed."""
+    database = UserDatabase()
+    found = database.groups(["root", 0, "leftover-no-such-group"])
+    assert {(g.name, g.gid) for g in found} == {("root", 0)}  # once per key asked: root and 0
+    assert database.primary_gids_of([0, 4_000_000_000]) == {0: 0}
