@@ -22,6 +22,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from leftover.programs import ProgramError, open_trusted
+
 DEV_PTS = Path("/dev/pts")
 MAX_TERMINALS = 32
 MAX_LINE = 480
@@ -80,21 +82,22 @@ def terminal_message(host: str, names: list[tuple[int, str]], why: str, grace_se
 
 def run_notify_command(command: Path, document: str, timeout: float) -> str | None:
     """Run the site's command with document on stdin; None if it exited 0,
-    else one line saying what went wrong. It must be root's (or the running
-    user's) and writable by no one else, as squeue must."""
+    else one line saying what went wrong. Its whole path is checked as
+    squeue's is (leftover.programs: root's, writable by no one else), and the
+    checked file is what runs."""
     try:
-        info = os.stat(command)
-    except OSError as error:
-        return f"cannot run {command}: {error.strerror}"
-    if info.st_uid not in (0, os.geteuid()) or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"{command} is owned by uid {info.st_uid} or writable by group or others; not running it as root"
+        fd = open_trusted(str(command))
+    except ProgramError as error:
+        return str(error)
     try:
         child = subprocess.Popen(
-            [str(command)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            cwd="/", env=_ENVIRONMENT, start_new_session=True,
+            [str(command)], executable=f"/proc/self/fd/{fd}", pass_fds=(fd,), stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", env=_ENVIRONMENT, start_new_session=True,
         )
     except OSError as error:
         return f"cannot run {command}: {error.strerror}"
+    finally:
+        os.close(fd)
     try:
         child.communicate(document.encode("utf-8"), timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -134,10 +134,21 @@ def test_a_hanging_command_is_killed_with_its_whole_process_group_at_the_bound(t
 def test_a_command_others_could_have_replaced_is_not_run(tmp_path):
     ran = tmp_path / "ran"
     path = command(tmp_path, f"touch {ran}", mode=0o757)
-    assert "writable by group or others; not running it" in run_notify_command(path, DOCUMENT, 5)
+    assert "not running" in (said := run_notify_command(path, DOCUMENT, 5)) and "writable by group or others" in said
     assert not ran.exists()
     assert stat.S_IMODE(path.stat().st_mode) == 0o757
 
 
 def test_a_command_that_is_missing_is_reported(tmp_path):
     assert "No such file or directory" in run_notify_command(tmp_path / "absent", DOCUMENT, 5)
+
+
+def test_a_command_in_a_directory_others_can_write_is_not_run(tmp_path):
+    """Anyone could swap the file in such a directory: the whole path is checked, as for squeue."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    ran = tmp_path / "ran"
+    said = run_notify_command(command(shared, f"touch {ran}"), DOCUMENT, 5)
+    assert "not running" in said and f"directory {shared} on its path is writable by group or others" in said
+    assert not ran.exists()
