@@ -30,6 +30,7 @@ class RunReport:
     scanned: int = 0
     skipped: list[dict] = field(default_factory=list)
     asked_slurm: bool = False
+    squeue: str | None = None  # the squeue that was run
     node_names: tuple[str, ...] = ()
     job_uids: tuple[int, ...] = ()
     slurm_seconds: float | None = None
@@ -63,6 +64,7 @@ class Describer:
             "userns_owner_uid": owner,
             "userns_error": process.userns_error,
             "name": printable(process.name),
+            "state": process.state,
             "age_seconds": self.age_seconds(decision, plan),
             "reason": decision.rule.name if decision.rule else "undecided",
         }
@@ -89,7 +91,7 @@ def summary(report: RunReport) -> str:
     local = plan.local_job_processes() if plan else 0
     if report.asked_slurm:
         nodes = ",".join(report.node_names)
-        slurm = f"controller asked for {nodes} in {report.slurm_seconds:.2f}s, {len(report.job_uids)} user(s) with jobs"
+        slurm = f"controller asked by {report.squeue} for {nodes} in {report.slurm_seconds:.2f}s, {len(report.job_uids)} user(s) with jobs"
     elif report.job_source == "local":
         slurm = "controller never asked (job_source local)"
     else:
@@ -109,7 +111,9 @@ def dry_run_listing(report: RunReport, describer: Describer) -> str:
     return "\n".join(lines)
 
 
-def json_document(report: RunReport, describer: Describer) -> str:
+def json_document(report: RunReport, describer: Describer, every_process: bool = False) -> str:
+    """The run as JSON. every_process adds `processes`: every process the plan
+    holds (all but those skipped), each with the rule that decided it."""
     plan = report.plan
     results = {o.decision.process.pid: o.result.value for o in report.outcomes}
     targets = []
@@ -130,6 +134,7 @@ def json_document(report: RunReport, describer: Describer) -> str:
         "job_source": report.job_source,
         "local_job_processes": plan.local_job_processes() if plan else 0,
         "asked_slurm": report.asked_slurm,
+        "squeue": report.squeue,
         "node_names": list(report.node_names),
         "job_uids": list(report.job_uids),
         "slurm_seconds": report.slurm_seconds,
@@ -137,4 +142,6 @@ def json_document(report: RunReport, describer: Describer) -> str:
         "judged": [describer.fields(d, plan) for d in plan.judged()] if plan else [],
         "targets": targets,
     }
+    if every_process:
+        document["processes"] = [describer.fields(d, plan) for d in plan.decisions] if plan else []
     return json.dumps(document, indent=2, sort_keys=False)

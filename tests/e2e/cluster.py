@@ -76,9 +76,10 @@ SUSPENDED = TestUser("lo-suspended", 3003)
 EXEMPT_BY_NAME = TestUser("lo-exempt", 3004)
 EXEMPT_BY_UID = TestUser("lo-exemptuid", 3005)
 LONG_NAME = TestUser("lo-averylongusername", 3006)
+BEYOND_2_31 = TestUser("lo-bignum", 3_000_000_000)  # squeue before 26.05.3 prints it as -1294967296
 SYSTEM_LISTED = TestUser("lo-sysacct", 950)
 SYSTEM_UNLISTED = TestUser(None, 960)
-USERS = (JOB, STRAY, SUSPENDED, EXEMPT_BY_NAME, EXEMPT_BY_UID, LONG_NAME, SYSTEM_LISTED, SYSTEM_UNLISTED)
+USERS = (JOB, STRAY, SUSPENDED, EXEMPT_BY_NAME, EXEMPT_BY_UID, LONG_NAME, BEYOND_2_31, SYSTEM_LISTED, SYSTEM_UNLISTED)
 
 
 def is_test_cluster() -> bool:
@@ -296,19 +297,33 @@ def slurm_up_with(proctrack: str) -> None:
                    env={**os.environ, "LEFTOVER_TEST_PROCTRACK": proctrack})
 
 
-def allocate_without_shell(user: TestUser) -> int:
+def allocate_without_shell(user: TestUser, job_cgroups: bool = True) -> int:
     """salloc --no-shell: an allocation on the node with no process of the
-    user's under slurmstepd (only the extern step's root-owned sleep)."""
+    user's under slurmstepd (only the extern step's root-owned processes).
+    Waits for the extern step's cgroups (proctrack/cgroup) or, without
+    job_cgroups, for its slurmstepd."""
     done = subprocess.run(
         ["salloc", "--no-shell", "--nodes=1"], user=user.uid, group=grp.getgrnam(user.name).gr_gid,
         extra_groups=[], capture_output=True, text=True, check=True, cwd="/tmp",
     )
     job_id = int(done.stderr.split("Granted job allocation ")[1].split()[0])
     deadline = time.monotonic() + 30
-    while job_state(job_id) != "RUNNING" or not _extern_cgroups(user, job_id):
+    while job_state(job_id) != "RUNNING" or not (_extern_cgroups(user, job_id) if job_cgroups else extern_stepd(job_id)):
         assert time.monotonic() < deadline, f"allocation {job_id} did not start"
         time.sleep(0.2)
     return job_id
+
+
+def extern_stepd(job_id: int) -> int | None:
+    """The pid of the job's extern step slurmstepd, if it runs."""
+    done = subprocess.run(["pgrep", "-x", "-f", rf"slurmstepd: \[{job_id}\.extern\]"], capture_output=True, text=True)
+    pids = done.stdout.split()
+    return int(pids[0]) if pids else None
+
+
+def children(pid: int) -> list[int]:
+    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in done.stdout.split()]
 
 
 def adopt(pid: int, user: TestUser, job_id: int) -> None:
