@@ -84,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     report = RunReport(dry_run=arguments.dry_run)
     run = _Run(arguments, log, report)
     try:
+        _run_and_report(run, arguments, log, report, started)
+    finally:
+        if run.watchdog is not None:
+            run.watchdog.stop()
+    return report.exit_code
+
+
+def _run_and_report(run: "_Run", arguments: argparse.Namespace, log: Log, report: RunReport, started: float) -> None:
+    try:
         with stop_signals_raise():
             run.run()
     except _Bail as bail:
@@ -106,9 +115,6 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run_listing(report, run.describer))
     except (OSError, UnicodeEncodeError) as error:
         log.warning(f"cannot print the report: {error}")
-    if run.watchdog is not None:
-        run.watchdog.stop()
-    return report.exit_code
 
 
 def _stopped(report: RunReport, why: str, label: str, signalled: bool) -> None:
