@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leftover.programs import ProgramError, Unanswered, run
-from leftover.squeue import SlurmOutputError, parse_job_uid_table, parse_node_names
+from leftover.squeue import SlurmOutputError, node_list, node_name, parse_job_uid_table, parse_node_names
 
 # Where a site installs Slurm itself comes before the distribution's client:
 # a node with both runs the one its own slurmd came with, not Debian's
@@ -63,17 +63,17 @@ def squeue_candidates(configured: Path | None) -> list[Path]:
 def node_names(squeue: Path, timeout: float) -> tuple[str, ...]:
     """The Slurm node names this host serves, from `scontrol show aliases` (read
     from slurm.conf, no controller involved) beside squeue; the short host name
-    when scontrol is missing or names no node."""
+    when scontrol is missing or names no node (it prints nothing for a host
+    that slurm.conf does not list), if that is a valid node name. Never empty."""
     scontrol = squeue.parent / "scontrol"
-    if os.access(scontrol, os.X_OK):
-        output = _run([str(scontrol), "show", "aliases"], timeout)
-        try:
-            names = parse_node_names(output)
-        except SlurmOutputError as error:
-            raise SlurmError(str(error)) from None
-        if names:
-            return names
-    return (socket.gethostname().split(".")[0],)
+    try:
+        if os.access(scontrol, os.X_OK):
+            names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout))
+            if names:
+                return names
+        return (node_name(socket.gethostname().split(".")[0], "no node name from scontrol, and the host name is"),)
+    except SlurmOutputError as error:
+        raise SlurmError(str(error)) from None
 
 
 def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery:
@@ -81,12 +81,19 @@ def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery
     suspended, completing, ...) on the given nodes, in every partition. The
     header line is asked for too: output without it was cut off."""
     started = time.monotonic()
-    output = _run([str(squeue), "--all", "--format=%U", "--nodelist=" + ",".join(names)], timeout)
+    output = _run([str(squeue), "--all", "--format=%U", "--nodelist=" + _node_list(names)], timeout)
     try:
         uids = parse_job_uid_table(output)
     except SlurmOutputError as error:
         raise SlurmError(str(error)) from None
     return JobQuery(uids, names, time.monotonic() - started)
+
+
+def _node_list(names: tuple[str, ...]) -> str:
+    try:
+        return node_list(names)
+    except SlurmOutputError as error:
+        raise SlurmError(str(error)) from None
 
 
 def _run(argv: list[str], timeout: float) -> str:
