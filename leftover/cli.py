@@ -268,9 +268,8 @@ class _Run:
     def _look_up_names(self, plan: Plan) -> None:
         """Names for the users that will be shown (owners and user-namespace
         owners of targets; of every judged process for --json, of every process
-        for --json --all) and that passwd
-        does not list, in one look-up now: none can stall the kill phase.
-        Unanswered, the uid is shown instead."""
+        for --json --all) and that passwd does not list, in one look-up now:
+        none can stall the kill phase. Unanswered, the uid is shown instead."""
         if self.arguments.json:
             decisions = plan.decisions if self.arguments.all else plan.judged()
         else:
@@ -353,4 +352,3 @@ class _Run:
             metrics.write(path, metrics.render(self.report, now, last_success))
         except metrics.MetricsError as error:
             self.log.warning(f"metrics file {path} not written: {error}")
-
