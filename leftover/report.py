@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from leftover.act import Outcome
-from leftover.decide import Decision, Plan
+from leftover.decide import Decision, Plan, Verdict
 from leftover.log import printable
 from leftover.version import version
 
@@ -145,8 +145,13 @@ def json_document(report: RunReport, describer: Describer, every_process: bool =
         "targets": targets,
     }
     if every_process:
-        document["processes"] = [describer.fields(d, plan) for d in plan.decisions] if plan else []
+        document["processes"] = [_gpu_devices_for_targets(describer.fields(d, plan), d) for d in plan.decisions] if plan else []
     return json.dumps(document, indent=2, sort_keys=False)
+
+
+def _gpu_devices_for_targets(fields: dict, decision: Decision) -> dict:
+    is_target = decision.rule is not None and decision.rule.verdict is Verdict.TARGET
+    return fields if is_target else _without_gpu_devices(fields)
 
 
 def _without_gpu_devices(fields: dict) -> dict:

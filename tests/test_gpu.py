@@ -90,3 +90,7 @@ def test_judged_entries_claim_nothing_about_gpus_since_only_targets_are_read(pro
     report = json.loads(capsys.readouterr().out)
     assert report["judged"] and all("gpu_devices" not in entry for entry in report["judged"])
     assert all("gpu_devices" in entry for entry in report["targets"])
+    assert cli.main(["--no-splay", "--json", "--all", "--dry-run", "--config", str(conf), "--proc", str(proc),
+                     "--passwd", str(EXAMPLE_NODE / "passwd")]) == 0
+    every = json.loads(capsys.readouterr().out)["processes"]
+    assert {e["pid"] for e in every if "gpu_devices" in e} == {1202, 1203, 1207}
