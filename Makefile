@@ -51,7 +51,7 @@ $(VENV)/.installed: pyproject.toml
 ## cluster: start the single-node Slurm test cluster (root only), under the lock
 ## that lets one test session at a time use this machine (tests/e2e/cluster.py)
 cluster:
-	@if [ "$$(id -u)" = 0 ]; then mkdir -p /run/lock && flock -w 3600 /run/lock/leftover-e2e.lock tests/cluster/slurm-up; \
+	@if [ "$$(id -u)" = 0 ]; then mkdir -p /run/lock && flock -o -w 3600 /run/lock/leftover-e2e.lock tests/cluster/slurm-up; \
 	else echo "cluster: not root; no test cluster started"; fi
 
 ## deb: the .deb (honours RELEASE and PACKAGE, as in scicomp-leftover's build flow).
