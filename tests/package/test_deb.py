@@ -8,6 +8,7 @@ The package under test is $LEFTOVER_DEB, or the one `make deb` builds."""
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -182,6 +183,62 @@ def test_the_service_capabilities_are_enough_and_each_counts(installed, tmp_path
     finally:
         cluster.stop([stray])
         cluster.cancel(job_id)
+
+
+def syscall_set(name: str, seen: dict[str, frozenset[str]]) -> frozenset[str]:
+    """The system calls a systemd filter group such as @system-service names,
+    expanded through its nested groups by systemd-analyze itself."""
+    if name not in seen:
+        listing = subprocess.run(["systemd-analyze", "syscall-filter", name], capture_output=True, text=True, check=True).stdout
+        members = [line.strip() for line in listing.splitlines()[1:] if line.strip() and not line.strip().startswith("#")]
+        seen[name] = frozenset().union(*[syscall_set(m, seen) if m.startswith("@") else {m} for m in members])
+    return seen[name]
+
+
+def allowed_system_calls() -> frozenset[str]:
+    seen: dict[str, frozenset[str]] = {}
+    allowed, denied = frozenset(), frozenset()
+    for line in unit_path("leftover.service").read_text().splitlines():
+        if line.startswith("SystemCallFilter=~"):
+            denied |= frozenset().union(*[syscall_set(g, seen) if g.startswith("@") else {g} for g in line[18:].split()])
+        elif line.startswith("SystemCallFilter="):
+            allowed |= frozenset().union(*[syscall_set(g, seen) if g.startswith("@") else {g} for g in line[17:].split()])
+    assert allowed, "leftover.service has no SystemCallFilter="
+    return allowed - denied
+
+
+def test_a_real_run_stays_within_the_service_system_call_filter(installed, tmp_path):
+    """strace a real run, squeue and scontrol included, that kills a stray: every
+    system call it makes is one SystemCallFilter= allows, every socket family
+    one RestrictAddressFamilies= allows, and no memory is made writable and
+    executable (MemoryDenyWriteExecute=)."""
+    job_id, _ = cluster.submit_job(JOB)
+    stray = cluster.sleeper(STRAY)
+    trace = tmp_path / "trace"
+    try:
+        done = subprocess.run(["strace", "-f", "-qq", "-o", str(trace),
+                               *sandboxed_like_the_service(unit_setting("leftover.service", "CapabilityBoundingSet")),
+                               "--lock-file", str(tmp_path / "lock")], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert cluster.wait_dead(stray.pid)
+    finally:
+        cluster.stop([stray])
+        cluster.cancel(job_id)
+    # What setpriv does before it executes leftover, systemd does before the service starts.
+    lines = trace.read_text().splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if 'execve("/usr/sbin/leftover"' in line):]
+    text = "\n".join(lines)
+    calls = {m[1] for line in lines if (m := re.match(r"^\d+\s+([a-z0-9_]+)\(", line))}
+    assert {"kill", "pidfd_send_signal"} & calls, "the trace holds no signal sent"
+    assert "squeue" in text, "Slurm was not asked"
+    assert sorted(calls - allowed_system_calls()) == []
+    families = set(re.findall(r"socket\((AF_[A-Z0-9]+)", text))
+    assert families <= set(unit_setting("leftover.service", "RestrictAddressFamilies").split()), families
+    assert "AF_INET" in families or "AF_INET6" in families, "slurmctld was not reached"
+    # systemd's MemoryDenyWriteExecute= refuses a mapping both writable and
+    # executable, and any mprotect() that makes memory executable.
+    assert not [line for line in lines if re.search(r"PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE", line)
+                or re.search(r"\b(pkey_)?mprotect\(.*PROT_EXEC", line)]
 
 
 CRON_UNDER = """set -e
