@@ -24,12 +24,24 @@ MARK = "# written by leftover's tests/cluster/slurm-up"
 MACHINE_LOCK = Path("/run/lock/leftover-e2e.lock")
 
 
+_HELD = []  # this process's hold on MACHINE_LOCK, taken once however many callers ask
+
+
 @contextmanager
 def holding_machine(wait_seconds: float = 3600):
     """This machine's shared test resources (the cluster, the lo-* users,
     /dev/log, the installed package) for one test session, soak or bench at a
     time: another checkout's session waits instead of killing this one's
-    processes. Yields False if the lock did not come within wait_seconds."""
+    processes. Yields False if the lock did not come within wait_seconds.
+    Re-entrant within a process (an flock taken twice through two open files
+    would wait for itself)."""
+    if _HELD:
+        _HELD.append(None)
+        try:
+            yield True
+        finally:
+            _HELD.pop()
+        return
     MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(MACHINE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -43,7 +55,11 @@ def holding_machine(wait_seconds: float = 3600):
                     yield False
                     return
                 time.sleep(1)
-        yield True
+        _HELD.append(fd)
+        try:
+            yield True
+        finally:
+            _HELD.pop()
     finally:
         os.close(fd)
 
