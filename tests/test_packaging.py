@@ -89,3 +89,16 @@ def test_dpkg_reads_the_debian_changelog():
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == project_version()
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd is not installed")
+def test_systemd_units_verify_offline(tmp_path):
+    """The units as written, before any install: the program is not there yet,
+    so /bin/true stands in for it (the package tests verify the installed units
+    with the real binary and man page)."""
+    for name in ("leftover.service", "leftover.timer"):
+        text = (REPO / "debian" / name).read_text()
+        (tmp_path / name).write_text(text.replace("ExecStart=/usr/sbin/leftover", "ExecStart=/bin/true"))
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", "leftover.timer", "leftover.service"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stdout + done.stderr
