@@ -69,8 +69,13 @@ def upgrade_deb(deb, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(deb):
+    """A fresh install: no leftover, no scicomp-leftover, and no
+    /etc/leftover.conf that an interrupted session left (postinst would keep
+    it, as it keeps a site's)."""
     if package_state() != "unknown":
         dpkg("--purge", "leftover")
+    subprocess.run(["dpkg", "--purge", "scicomp-leftover"], capture_output=True)
+    Path("/etc/leftover.conf").unlink(missing_ok=True)
     dpkg("-i", str(deb))
     yield deb
     if package_state() != "unknown":
