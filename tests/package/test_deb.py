@@ -387,6 +387,9 @@ def test_migrating_from_the_real_scicomp_leftover(deb, tmp_path, force):
     --force-confnew, and the installed leftover runs with it."""
     for package in ("leftover", "scicomp-leftover"):
         subprocess.run(["dpkg", "--purge", package], capture_output=True)
+    # The real package lists /usr/local/lib and /usr/local/sbin as its own, so
+    # dpkg removes them with it when they are empty: put back what was here.
+    local_dirs = [d for d in (Path("/usr/local/lib"), Path("/usr/local/sbin")) if d.is_dir()]
     # The real package depends on SchedMD's slurm-smd-client, which this machine does not have.
     subprocess.run(["dpkg", "--force-depends", "-i", str(real_scicomp_leftover(tmp_path))], check=True, capture_output=True)
     assert Path("/usr/local/sbin/leftover").is_symlink()
@@ -409,3 +412,5 @@ def test_migrating_from_the_real_scicomp_leftover(deb, tmp_path, force):
     finally:
         for package in ("leftover", "scicomp-leftover"):
             subprocess.run(["dpkg", "--purge", package], capture_output=True)
+        for directory in local_dirs:
+            directory.mkdir(mode=0o755, exist_ok=True)
