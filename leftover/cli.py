@@ -37,6 +37,9 @@ EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
 # to end a stuck one), the kill phase's wait after SIGKILL (2 s), and 3 s for
 # start-up, the /proc scans and logging.
 FIXED_MARGIN_SECONDS = 10.0
+# Of those 3 s, what the process spends outside main(): the interpreter's start
+# before it, and exit after it. The run's own clock stops this much short.
+OUTSIDE_MAIN_SECONDS = 1.0
 
 
 def worst_case_seconds(settings: Settings) -> float:
@@ -92,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     report = RunReport(dry_run=arguments.dry_run)
     run = _Run(arguments, log, report)
     try:
+        _run_and_report(run, arguments, log, report, started)
+    finally:
+        if run.watchdog is not None:
+            run.watchdog.stop()
+    return report.exit_code
+
+
+def _run_and_report(run: "_Run", arguments: argparse.Namespace, log: Log, report: RunReport, started: float) -> None:
+    try:
         with stop_signals_raise():
             run.run()
     except _Bail as bail:
@@ -121,9 +133,6 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run_listing(report, run.describer))
     except (OSError, UnicodeEncodeError) as error:
         log.warning(f"cannot print the report: {error}")
-    if run.watchdog is not None:
-        run.watchdog.stop()
-    return report.exit_code
 
 
 def _stopped(report: RunReport, why: str, label: str, signalled: bool) -> None:
@@ -168,7 +177,7 @@ class _Run:
 
     def run(self) -> None:
         settings = self.settings = self._settings()
-        remaining = max(0.01, worst_case_seconds(settings) - (time.monotonic() - self.started))
+        remaining = max(0.01, worst_case_seconds(settings) - OUTSIDE_MAIN_SECONDS - (time.monotonic() - self.started))
         arm_time_bound(remaining)
         self.watchdog = Watchdog(remaining + HARD_MARGIN_SECONDS, lambda: EXIT_STOPPED if self.kill_phase_began else EXIT_BAILED)
         self.watchdog.start()
@@ -257,12 +266,17 @@ class _Run:
         return Facts(min_uid=settings.min_uid, protected_uids=protected, system_uid_ranges=settings.system_uid_ranges)
 
     def _look_up_names(self, plan: Plan) -> None:
-        """Names for the users that will be shown (targets; every judged
-        process for --json) and that passwd does not list, in one look-up now:
+        """Names for the users that will be shown (owners and user-namespace
+        owners of targets; of every judged process for --json, of every process
+        for --json --all) and that passwd does not list, in one look-up now:
         none can stall the kill phase. Unanswered, the uid is shown instead."""
-        shown = plan.judged() if self.arguments.json else plan.targets
-        owners = {d.process.userns_owner for d in shown if d.process.userns_owner is not None}
-        uids = sorted(({decision.process.uid for decision in shown} | owners) - self.listed_uids)
+        if self.arguments.json:
+            decisions = plan.decisions if self.arguments.all else plan.judged()
+        else:
+            decisions = plan.targets
+        shown = [decision.process for decision in decisions]
+        owners = {process.userns_owner for process in shown if process.userns_owner is not None}
+        uids = sorted(({process.uid for process in shown} | owners) - self.listed_uids)
         try:
             self.looked_up_names.update(self.user_database.names_of(uids))
         except UserDatabaseError as error:

@@ -39,7 +39,7 @@ class Watchdog:
         if self.done.wait(self.seconds):
             return
         code = self.exit_code()
-        line = (f"still running {self.seconds:g}s after it started, held where it cannot be stopped; "
+        line = (f"still running {HARD_MARGIN_SECONDS:g}s past its time bound, held where it cannot be stopped; "
                 f"exiting with status {code} (the lines above say what was signalled)")
         try:
             os.write(2, f"leftover: error: {line}\n".encode())

@@ -72,3 +72,16 @@ def test_a_label_that_cannot_be_looked_up_in_time_shows_the_uid(capsys, signalle
     code, report = run(capsys, conf, "--lock-file", str(tmp_path / "lock"), "--passwd", str(passwd))
     assert code == 0 and [[d.process.pid for d in targets] for targets in signalled] == [[1202, 1203, 1207]]
     assert [t["user"] for t in report["targets"]] == ["2002", "2002", "longusername"]
+
+
+def test_json_all_labels_every_process_without_asking_the_database_again(capsys, signalled, monkeypatch, tmp_path):
+    """--json --all shows every process, judged or not: their names are looked
+    up in the same single look-up, so an unanswered one shows uids there too."""
+    monkeypatch.setattr(cli, "UserDatabase", lambda: UserDatabase(budget_seconds=0.5, getent=hanging_getent(tmp_path)))
+    passwd = tmp_path / "passwd"
+    passwd.write_text("".join(line + "\n" for line in (EXAMPLE_NODE / "passwd").read_text().splitlines()
+                              if not line.startswith("bob:")))
+    conf = config(tmp_path, json.dumps({"protected_users": ["dave", 2002], "squeue": str(EXAMPLE_NODE / "squeue")}))
+    code, report = run(capsys, conf, "--dry-run", "--all", "--passwd", str(passwd))  # bob (2002): protected, so not judged
+    assert code == 0
+    assert {p["user"] for p in report["processes"] if p["uid"] == 2002} == {"2002"}

@@ -20,6 +20,8 @@ import pytest
 
 from leftover.cli import worst_case_seconds
 from leftover.config import load_settings
+from leftover.lock import take_lock
+from leftover.watchdog import HARD_MARGIN_SECONDS
 from tests.conftest import REPO
 from tests.e2e import cluster
 from tests.e2e.cluster import STRAY
@@ -116,6 +118,58 @@ def test_squeue_frozen_in_a_cgroup_freezer_is_left_behind_within_the_bound(stray
     assert [t for t in texts if t.startswith("bailed out, nothing signalled: Slurm gave no usable answer: squeue did not "
                                              f"answer within 2s; pid {squeue} still there 1s after SIGKILL (state D), left behind")], texts
     assert cluster.alive(stray.pid)
+
+
+# A file system that stops answering under leftover itself
+
+
+@pytest.fixture
+def hung_file_system(tmp_path):
+    if not Path("/usr/lib/python3/dist-packages/fusepy.py").exists() or not Path("/dev/fuse").exists():
+        pytest.skip("no FUSE or no python3-fusepy (make deps)")
+    mountpoint = tmp_path / "opt"
+    mountpoint.mkdir()
+    daemon = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests" / "e2e" / "hung_fs.py"), str(mountpoint)])
+    blocker = None
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.ismount(mountpoint):
+            assert time.monotonic() < deadline and daemon.poll() is None, "the hung file system did not mount"
+            time.sleep(0.05)
+        blocker = subprocess.Popen(["stat", str(mountpoint / "other" / "busy")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while any(wchan == "fuse_dev_do_read" for wchan in _wchans(daemon.pid)):  # until it has taken the blocker's request
+            assert time.monotonic() < deadline + 10, "the hung file system never took the first request"
+            time.sleep(0.05)
+        yield mountpoint
+    finally:
+        daemon.kill()  # aborts the connection: the blocker's stat and any other wait end
+        daemon.wait()
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
+        if blocker is not None:
+            blocker.wait(timeout=30)
+
+
+def _wchans(pid: int) -> list[str]:
+    return [(task / "wchan").read_text() for task in Path(f"/proc/{pid}/task").iterdir()]
+
+
+def test_squeue_on_a_file_system_that_hangs_is_ended_by_the_watchdog(stray, syslog, hung_file_system, tmp_path):
+    """leftover's own access(2) of squeue waits on a file system whose server
+    is stuck on another request: a wait only a fatal signal ends, where no
+    signal handler runs. The watchdog ends the run, and with it the lock."""
+    conf = cluster.config(tmp_path, squeue=str(hung_file_system / "slurm" / "bin" / "squeue"), slew_max=0)
+    mark = syslog.mark()
+    started = time.monotonic()
+    run = subprocess.Popen(leftover_argv(conf), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, stderr = run.communicate(timeout=bound_of(conf) + HARD_MARGIN_SECONDS + 10)  # on failure the fixture frees it
+    elapsed = time.monotonic() - started
+    assert run.returncode == 1, stderr
+    assert elapsed <= bound_of(conf) + HARD_MARGIN_SECONDS
+    why = "held where it cannot be stopped; exiting with status 1"
+    assert why in stderr
+    assert [t for t in syslog.texts_since(mark) if why in t]
+    assert cluster.alive(stray.pid)
+    os.close(take_lock(conf.parent / "lock"))
 
 
 # Programs on a path someone else controls
