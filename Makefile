@@ -5,7 +5,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv libpython3.11 python3-dev procps util-linux \
     dpkg-dev debhelper build-essential fakeroot binutils lintian man-db debootstrap podman time uidmap libnss-sss \
-    runc python3-fusepy strace systemd
+    runc python3-fusepy strace systemd prometheus
 EXAMPLE := fixtures/example-node
 
 .PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench soak reproducible

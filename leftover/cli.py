@@ -10,6 +10,7 @@ why, and exit non-zero.
 import argparse
 import os
 import random
+import socket
 import sys
 import time
 from dataclasses import replace
@@ -19,15 +20,18 @@ from leftover import config, lock, metrics
 from leftover.act import NOT_CARRIED_OUT, OWN_PROC, UNSIGNALLED, Actor, KillPhaseStopped, pid_list
 from leftover.config import ConfigError, Settings
 from leftover.decide import USERNS_UNREADABLE, Facts, JobAnswer, Plan
+from leftover.group import GroupEntry, parse_group
 from leftover.interrupt import Interrupted, arm_time_bound, stop_signals_raise
-from leftover.log import Log
+from leftover.log import Log, printable
 from leftover.names import UserDatabase, UserDatabaseError
 from leftover.passwd import parse_passwd
-from leftover.protect import protected_uids, user_names
+from leftover.protect import GroupMembers, UnknownMember, protected_group_members, protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, foreign_pid_namespace
 from leftover.slurm import SlurmError, node_names, query_jobs, squeue_candidates
-from leftover.survey import Survey, look, look_again
+from leftover.survey import Survey, look, look_again, with_gpu_devices
+from leftover.tell import KILL_WAIT_SECONDS as NOTIFY_KILL_WAIT_SECONDS
+from leftover.tell import run_notify_command, terminal_message, user_terminals, write_to_terminal
 from leftover.userns import UsernsError, require_initial_namespace
 from leftover.version import version
 from leftover.watchdog import HARD_MARGIN_SECONDS, Watchdog
@@ -45,9 +49,11 @@ OUTSIDE_MAIN_SECONDS = 1.0
 def worst_case_seconds(settings: Settings) -> float:
     """The longest one run can take (README, "How long a run can take"): the
     splay, scontrol and squeue each up to squeue_timeout, the grace, and the
-    fixed margins above. A run still going then is stopped like one sent
+    fixed margins above, and the notify command's notify_timeout (and the
+    wait after killing it) where one is set. A run still going then is stopped like one sent
     SIGTERM: a last guard against a wait nobody foresaw."""
-    return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + FIXED_MARGIN_SECONDS
+    notify = settings.notify_timeout + NOTIFY_KILL_WAIT_SECONDS if settings.notify_command else 0.0
+    return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + notify + FIXED_MARGIN_SECONDS
 
 
 class _Bail(Exception):
@@ -79,6 +85,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-splay", action="store_true", help="skip the random delay before asking Slurm")
     parser.add_argument("--proc", type=Path, default=Path("/proc"), help="proc tree to read (default /proc)")
     parser.add_argument("--passwd", type=Path, default=Path("/etc/passwd"), help="passwd file (default /etc/passwd)")
+    parser.add_argument("--group", type=Path, default=Path("/etc/group"), help="group file (default /etc/group)")
     parser.add_argument("--lock-file", type=Path, default=lock.DEFAULT_LOCK, help=f"lock file (default {lock.DEFAULT_LOCK})")
     parser.add_argument("--verbose", action="store_true", help="also log to stderr")
     parser.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version and exit")
@@ -125,6 +132,7 @@ def _run_and_report(run: "_Run", arguments: argparse.Namespace, log: Log, report
     else:
         log.info(summary(report))
     run.write_metrics()
+    run.notify()
     run.release_lock()
     try:
         if arguments.json:
@@ -169,6 +177,8 @@ class _Run:
         self.settings: Settings | None = None
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
+        self.group_members = GroupMembers()
+        self.primary_gids: dict[int, int | None] = {}
         self.survey: Survey | None = None
         self.describer = Describer(lambda uid: "?", clock_ticks_per_second())
         self.user_database = UserDatabase()
@@ -195,11 +205,12 @@ class _Run:
         facts = self._facts(settings)
 
         if settings.job_source == "local":
-            plan = self._plan(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks(), "local")))
+            facts, plan = self._judged(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks(), "local")))
         else:
-            plan = self._plan(facts)
+            facts, plan = self._judged(facts)
             if plan.undecided:
                 plan = self._plan_with_squeue(facts, settings)
+        plan = with_gpu_devices(self.proc, plan)
         self.report.plan = plan
         self._note_skipped()
         self._note_unreadable_namespaces(plan)
@@ -208,6 +219,8 @@ class _Run:
         if self.arguments.dry_run or not plan.targets:
             return
         self.kill_phase_began = True
+        if settings.tell_terminals:
+            self._tell_terminals(plan, settings.grace_seconds)
         actor = Actor(
             report=self.log.record,  # the kill phase's every line is the record: never filtered out
             describe=lambda decision: self.describer.line(decision, plan),
@@ -259,11 +272,73 @@ class _Run:
             raise _Bail(EXIT_BAILED, "names", f"cannot resolve protected users {', '.join(unlisted)}: {error}") from None
         try:
             protected = protected_uids(settings.protected_users, entries, found.get)
+            if settings.protected_groups:
+                self.group_members = self._group_members(settings, entries)
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
+        except UnknownMember as error:
+            raise _Bail(EXIT_BAILED, "group", str(error)) from None
         self.listed_uids = frozenset(entry.uid for entry in entries)
         self.describer = Describer(user_names(entries, self._looked_up_name), clock_ticks_per_second())
-        return Facts(min_uid=settings.min_uid, protected_uids=protected, system_uid_ranges=settings.system_uid_ranges)
+        return Facts(
+            min_uid=settings.min_uid, protected_uids=protected, system_uid_ranges=settings.system_uid_ranges,
+            protected_group_uids=self.group_members.uids,
+        )
+
+    def _group_members(self, settings: Settings, entries: list) -> GroupMembers:
+        """protected_groups resolved: the group file first, then one bounded
+        look-up in the group database for the groups it lacks, and one in the
+        user database for the members passwd lacks. Unanswered, nobody can
+        say who is protected: the run bails out."""
+        try:
+            text = self.arguments.group.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as error:
+            raise _Bail(EXIT_BAILED, "group", f"cannot read {self.arguments.group}: {error.strerror}") from None
+        groups = parse_group(text)
+        names, gids = {g.name for g in groups}, {g.gid for g in groups}
+        missing = [w for w in settings.protected_groups if w not in (gids if isinstance(w, int) else names)]
+        try:
+            fetched = self.user_database.groups(missing)
+        except UserDatabaseError as error:
+            raise _Bail(EXIT_BAILED, "names", f"cannot resolve protected groups {_listed(missing)}: {error}") from None
+        by_key: dict[str | int, GroupEntry] = {}
+        for group in fetched:
+            by_key.setdefault(group.name, group)
+            by_key.setdefault(group.gid, group)
+        wanted = [g for g in groups if g.name in settings.protected_groups or g.gid in settings.protected_groups]
+        listed = {entry.name for entry in entries}
+        unlisted = sorted({m for g in wanted + fetched for m in g.members} - listed)
+        try:
+            found = self.user_database.uids_of(unlisted)
+        except UserDatabaseError as error:
+            raise _Bail(EXIT_BAILED, "names", f"cannot resolve members of protected groups: {error}") from None
+        return protected_group_members(settings.protected_groups, groups, entries, by_key.get, found.get)
+
+    def _judged(self, facts: Facts, first: Survey | None = None) -> tuple[Facts, Plan]:
+        """A plan (the first look, or with first the look after Slurm's answer)
+        in which every process still in question (undecided or targeted) was
+        checked for a user outside the passwd file whose primary group, as the
+        user database says, is protected. Only those users are looked up, in
+        one bounded look-up per look, so a node with nothing in question costs
+        none; unanswered, the run bails out rather than guess."""
+        while True:
+            plan = self._plan(facts, first)
+            if not self.group_members.gids:
+                return facts, plan
+            in_question = {uid for p in plan.undecided for uid in p.identities} | {
+                uid for d in plan.targets for uid in d.process.identities
+            }
+            unknown = in_question - self.listed_uids - self.primary_gids.keys()
+            try:
+                found = self.user_database.primary_gids_of(unknown)
+            except UserDatabaseError as error:
+                raise _Bail(EXIT_BAILED, "names", f"cannot tell whether uids {_listed(sorted(unknown))} belong to a "
+                            f"protected group: {error}") from None
+            self.primary_gids.update({uid: found.get(uid) for uid in unknown})
+            members = {uid for uid in in_question if self.primary_gids.get(uid) in self.group_members.gids}
+            if members <= facts.protected_group_uids:
+                return facts, plan
+            facts = replace(facts, protected_group_uids=facts.protected_group_uids | members)
 
     def _look_up_names(self, plan: Plan) -> None:
         """Names for the users that will be shown (owners and user-namespace
@@ -320,13 +395,53 @@ class _Run:
         self.report.asked_slurm = True
         self.report.node_names, self.report.job_uids = jobs.node_names, tuple(sorted(jobs.job_uids))
         self.report.slurm_seconds = jobs.seconds
-        return self._plan(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)), self.survey)
+        first = self.survey
+        return self._judged(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)), first)[1]
 
     def _note_skipped(self) -> None:
         for skipped in self.scan.skipped:
             self.log.warning(f"pid {skipped.pid} left alone: {skipped.why}")
             self.report.skipped.append({"pid": skipped.pid, "why": skipped.why})
 
+    def _tell_terminals(self, plan: Plan, grace_seconds: float) -> None:
+        """One line on each terminal of each target's user (a container's
+        process: its namespace's owner), before SIGTERM."""
+        host = socket.gethostname().split(".")[0]
+        by_uid: dict[int, list] = {}
+        for decision in plan.targets:
+            owner = decision.process.userns_owner
+            by_uid.setdefault(decision.process.uid if owner is None else owner, []).append(decision)
+        for uid, decisions in by_uid.items():
+            rule = decisions[0].rule
+            text = terminal_message(
+                host, [(d.process.pid, printable(d.process.name, 32)) for d in decisions], f"{rule.name}, {rule.meaning}",
+                grace_seconds,
+            )
+            user = printable(self.describer.user_name(uid), 32)
+            for terminal in user_terminals(uid):
+                problem = write_to_terminal(terminal, uid, text)
+                if problem:
+                    self.log.warning(f"could not tell user={user} uid={uid} on {terminal}: {problem}; going on")
+                else:
+                    self.log.info(f"told user={user} uid={uid} on {terminal} that {len(decisions)} process(es) end")
+
+    def notify(self) -> None:
+        """The site's notify command, once, after a real run that targeted
+        anything. Whatever it does, the run's outcome and exit code stand."""
+        settings, plan = self.settings, self.report.plan
+        if self.arguments.dry_run or settings is None or settings.notify_command is None or not (plan and plan.targets):
+            return
+        try:
+            with stop_signals_raise():
+                problem = run_notify_command(
+                    settings.notify_command, json_document(self.report, self.describer), settings.notify_timeout
+                )
+        except Interrupted as stop:
+            problem = f"stopped by {stop.name} while {settings.notify_command} ran; its process group was killed"
+        if problem:
+            self.log.warning(f"notify command: {problem}; the run's outcome stands")
+        else:
+            self.log.debug(f"notify command {settings.notify_command} told of {len(plan.targets)} target(s)")
     def _note_unreadable_namespaces(self, plan: Plan) -> None:
         for decision in plan.decisions:
             if decision.rule is not None and decision.rule.name == USERNS_UNREADABLE:
@@ -352,3 +467,7 @@ class _Run:
             metrics.write(path, metrics.render(self.report, now, last_success))
         except metrics.MetricsError as error:
             self.log.warning(f"metrics file {path} not written: {error}")
+
+
+def _listed(items) -> str:
+    return ", ".join(map(str, items))

@@ -36,6 +36,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Settings:
     protected_users: tuple[str | int, ...] = ()
+    protected_groups: tuple[str | int, ...] = ()
     debuglevel: str = "info"
     slew: float = 0.0
     slew_max: float = DEFAULT_SLEW_MAX
@@ -46,6 +47,9 @@ class Settings:
     squeue_timeout: float = 2.0
     job_source: str = "squeue"
     metrics_file: Path | None = None
+    tell_terminals: bool = False
+    notify_command: Path | None = None
+    notify_timeout: float = 10.0
     source: str = field(default="built-in defaults", compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)  # what was accepted for old configs' sake
 
@@ -109,11 +113,12 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
         if problem:
             raise ConfigError(f"config file {path}: {key} {problem}")
         values[key] = value
-    for key in ("squeue", "metrics_file"):
+    for key in ("squeue", "metrics_file", "notify_command"):
         if key in values:
             values[key] = path.parent / values[key]
-    if "protected_users" in values:
-        values["protected_users"] = tuple(values["protected_users"])
+    for key in ("protected_users", "protected_groups"):
+        if key in values:
+            values[key] = tuple(values[key])
     if "system_uid_ranges" in values:
         values["system_uid_ranges"] = tuple((low, high) for low, high in values["system_uid_ranges"])
     if "slew" in values and "slew_max" not in values:
@@ -156,17 +161,26 @@ def _number(low: float, high: float, integer: bool = False):
     return check
 
 
-def _protected_users(value: object) -> str | None:
-    if not isinstance(value, list):
-        return "must be a list of user names and UIDs"
-    for entry in value:
-        if isinstance(entry, bool) or not isinstance(entry, (str, int)):
-            return f"entry {entry!r} is neither a user name nor a UID"
-        if isinstance(entry, int) and not 0 <= entry < 2**32 - 1:
-            return f"entry {entry} is not a valid UID"
-        if isinstance(entry, str) and (not entry or entry != entry.strip() or ":" in entry or not entry.isprintable()):
-            return f"entry {entry!r} is not a user name"
-    return None
+def _names_and_ids(kind: str, id_kind: str):
+    def check(value: object) -> str | None:
+        if not isinstance(value, list):
+            return f"must be a list of {kind} names and {id_kind}s"
+        for entry in value:
+            if isinstance(entry, bool) or not isinstance(entry, (str, int)):
+                return f"entry {entry!r} is neither a {kind} name nor a {id_kind}"
+            if isinstance(entry, int) and not 0 <= entry < 2**32 - 1:
+                return f"entry {entry} is not a valid {id_kind}"
+            if isinstance(entry, str) and (
+                not entry or entry != entry.strip() or ":" in entry or "," in entry or not entry.isprintable()
+            ):
+                return f"entry {entry!r} is not a {kind} name"
+        return None
+
+    return check
+
+
+def _boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
 
 
 MAX_SYSTEM_UID_RANGES = 1000
@@ -209,7 +223,8 @@ def _job_source(value: object) -> str | None:
 
 
 _CHECKS = {
-    "protected_users": _protected_users,
+    "protected_users": _names_and_ids("user", "UID"),
+    "protected_groups": _names_and_ids("group", "GID"),
     "debuglevel": _debuglevel,
     "slew": _number(0, 3600),
     "slew_max": _number(0, 3600),
@@ -220,4 +235,7 @@ _CHECKS = {
     "squeue_timeout": _number(0.1, 60),
     "job_source": _job_source,
     "metrics_file": _path,
+    "tell_terminals": _boolean,
+    "notify_command": _path,
+    "notify_timeout": _number(0.1, 600),
 }

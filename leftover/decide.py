@@ -83,6 +83,7 @@ class Facts:
     answer: JobAnswer | None = None
     local: LocalJobs = field(default_factory=LocalJobs)
     system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
+    protected_group_uids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ RULES: tuple[Rule, ...] = (
     Rule("protected-user", Verdict.SPARE, False,
          lambda p, f: not f.protected_uids.isdisjoint(p.identities),
          "a UID, or its user namespace's owner, listed in protected_users"),
+    Rule("protected-group", Verdict.SPARE, False,
+         lambda p, f: not f.protected_group_uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, that is a member of a group listed in protected_groups"),
     Rule("in-job-cgroup", Verdict.SPARE, False,
          lambda p, f: p.job_cgroup is not None,
          "inside a Slurm job's cgroup"),
@@ -180,7 +184,7 @@ class Plan:
 
 
 _LOCAL_JOB_RULES = frozenset({"in-job-cgroup", "under-slurmstepd"})
-_STATUS_RULES = frozenset({"kernel-thread", "zombie", "system-account", "protected-user"})
+_STATUS_RULES = frozenset({"kernel-thread", "zombie", "system-account", "protected-user", "protected-group"})
 
 
 def judge(process: Process, facts: Facts) -> Rule | None:

@@ -80,6 +80,8 @@ def render(report, finished_at: float, last_success: float | None) -> str:
         ("leftover_squeue_seconds", "gauge", "How long squeue took in the last run.",
          [("", report.slurm_seconds)] if report.slurm_seconds is not None else []),
         ("leftover_targets", "gauge", "Processes the last run's plan targeted.", [("", len(plan.targets) if plan else 0)]),
+        ("leftover_gpu_holding_targets", "gauge", "Targets of the last run that had a GPU device open.",
+         [("", sum(1 for d in plan.targets if d.process.gpu_devices) if plan else 0)]),
         ("leftover_signalled_processes", "gauge", "Targets of the last run by what became of them.",
          [(f'{{result="{name}"}}', count) for name, count in results.items()]),
     ]

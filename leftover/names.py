@@ -1,7 +1,8 @@
-"""Look-ups in the system's user database (NSS: sssd, LDAP, ...) for the
-users that the passwd file does not list, with a bound.
+"""Look-ups in the system's user and group databases (NSS: sssd, LDAP, ...)
+for the users and groups that the passwd and group files do not list, with a
+bound.
 
-Each look-up is one `getent passwd` child run through leftover.programs: a name
+Each look-up is one `getent passwd` (or `getent group`) child run through leftover.programs: a name
 service that does not answer costs at most LOOKUP_SECONDS in the whole run, and
 the stuck child is killed with its group (or left behind), never waited for. An
 in-process pwd.getpwnam could not be abandoned: a thread stuck in it keeps
@@ -14,6 +15,7 @@ It decides nothing: the caller chooses what an unanswered look-up means
 import time
 from collections.abc import Iterable
 
+from leftover.group import GroupEntry, parse_group
 from leftover.passwd import parse_passwd
 from leftover.programs import ProgramError, Unanswered, run
 
@@ -45,14 +47,27 @@ class UserDatabase:
         wanted = set(uids)
         return {e.uid: e.name for e in self._entries([str(uid) for uid in sorted(wanted)]) if e.uid in wanted}
 
+    def primary_gids_of(self, uids: Iterable[int]) -> dict[int, int]:
+        """uid -> the gid of its primary group, for each uid the database knows."""
+        wanted = set(uids)
+        return {e.uid: e.gid for e in self._entries([str(uid) for uid in sorted(wanted)]) if e.uid in wanted}
+
+    def groups(self, keys: Iterable[str | int]) -> list[GroupEntry]:
+        """The group entries for the names and GIDs the database knows."""
+        wanted = sorted({str(key) for key in keys})
+        return parse_group(self._answer("group", wanted).decode("utf-8", "surrogateescape")) if wanted else []
+
     def _entries(self, keys: list[str]):
         if not keys:
             return []
+        return parse_passwd(self._answer("passwd", keys).decode("utf-8", "surrogateescape"))
+
+    def _answer(self, database: str, keys: list[str]) -> bytes:
         if self.failed:
             raise UserDatabaseError(self.failed)
         started = time.monotonic()
         try:
-            done = run([self.getent, "passwd", "--", *keys], {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}, started + self.budget)
+            done = run([self.getent, database, "--", *keys], {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}, started + self.budget)
         except Unanswered as error:
             self.failed = f"the user database did not answer within {self.budget:g}s{error.left_behind}"
         except ProgramError as error:
@@ -64,4 +79,4 @@ class UserDatabase:
             self.budget = max(0.0, self.budget - (time.monotonic() - started))
         if self.failed:
             raise UserDatabaseError(self.failed)
-        return parse_passwd(done.stdout.decode("utf-8", "surrogateescape"))
+        return done.stdout

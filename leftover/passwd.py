@@ -13,6 +13,7 @@ _MAX_UID = 2**32 - 2  # (uid_t)-1 is not a user
 class PasswdEntry:
     name: str
     uid: int
+    gid: int | None = None  # the primary group; None only where a caller built the entry by hand
 
 
 def parse_passwd(text: str) -> list[PasswdEntry]:
@@ -27,7 +28,7 @@ def parse_passwd(text: str) -> list[PasswdEntry]:
         name, _password, uid, gid = fields[:4]
         if not name or not _is_id(uid) or not _is_id(gid):
             continue
-        entries.append(PasswdEntry(name=name, uid=int(uid)))
+        entries.append(PasswdEntry(name=name, uid=int(uid), gid=int(gid)))
     return entries
 
 

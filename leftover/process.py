@@ -34,7 +34,8 @@ class Process(NamedTuple):
     namespace could not be read, if it could not. threads is the Threads:
     count, read only where it changes what the process is (state Z: a leader
     whose main thread exited while other threads run shows Z); None where not
-    read.
+    read. gpu_devices are the GPU device files it has open, read for targets
+    only (leftover.gpu); they are told, and never change a verdict.
     """
 
     pid: int
@@ -49,6 +50,7 @@ class Process(NamedTuple):
     userns_owner: int | None = None
     userns_error: str | None = None
     threads: int | None = None
+    gpu_devices: tuple[str, ...] = ()
 
     @property
     def uid(self) -> int:

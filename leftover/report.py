@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from leftover.act import Outcome
-from leftover.decide import Decision, Plan
+from leftover.decide import Decision, Plan, Verdict
 from leftover.log import printable
 from leftover.version import version
 
@@ -23,7 +23,7 @@ class RunReport:
     dry_run: bool
     exit_code: int = 0
     bailed_out: str | None = None
-    bailed_out_label: str | None = None  # config, lock, userns, passwd, proc, slurm, stopped, internal
+    bailed_out_label: str | None = None  # config, lock, userns, passwd, group, proc, slurm, stopped, internal
     stopped: str | None = None  # stopped by a signal after the kill phase began
     duration: float = 0.0
     job_source: str = "squeue"
@@ -67,6 +67,7 @@ class Describer:
             "state": process.state,
             "age_seconds": self.age_seconds(decision, plan),
             "reason": decision.rule.name if decision.rule else "undecided",
+            "gpu_devices": [printable(device) for device in process.gpu_devices],
         }
 
     def line(self, decision: Decision, plan: Plan) -> str:
@@ -75,9 +76,10 @@ class Describer:
         owner = "" if f["userns_owner_uid"] is None else (
             f" userns_owner={printable(f['userns_owner'], 32)} userns_owner_uid={f['userns_owner_uid']}"
         )
+        gpus = f" gpu={','.join(f['gpu_devices'])}" if f["gpu_devices"] else ""
         return (
             f"pid={f['pid']} user={printable(f['user'], 32)} uid={f['uid']}{owner} name='{f['name']}' age={age} "
-            f"reason={f['reason']}"
+            f"reason={f['reason']}{gpus}"
         )
 
 
@@ -139,9 +141,21 @@ def json_document(report: RunReport, describer: Describer, every_process: bool =
         "job_uids": list(report.job_uids),
         "slurm_seconds": report.slurm_seconds,
         "reasons": plan.count_by_reason() if plan else {},
-        "judged": [describer.fields(d, plan) for d in plan.judged()] if plan else [],
+        "judged": [_without_gpu_devices(describer.fields(d, plan)) for d in plan.judged()] if plan else [],
         "targets": targets,
     }
     if every_process:
-        document["processes"] = [describer.fields(d, plan) for d in plan.decisions] if plan else []
+        document["processes"] = [_gpu_devices_for_targets(describer.fields(d, plan), d) for d in plan.decisions] if plan else []
     return json.dumps(document, indent=2, sort_keys=False)
+
+
+def _gpu_devices_for_targets(fields: dict, decision: Decision) -> dict:
+    is_target = decision.rule is not None and decision.rule.verdict is Verdict.TARGET
+    return fields if is_target else _without_gpu_devices(fields)
+
+
+def _without_gpu_devices(fields: dict) -> dict:
+    """Only targets are looked at for GPU devices: an empty list elsewhere
+    would claim what was never read."""
+    fields.pop("gpu_devices")
+    return fields

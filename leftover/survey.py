@@ -16,13 +16,17 @@ started since the first look began (a new pid, or an old pid now naming a
 newcomer): they may be a job's, and so evidence for their user. What the
 first look decided stands (leftover.decide keeps that rule).
 
+with_gpu_devices() is the last read of a run: the open files of its targets
+only, to tell which GPU devices they hold.
+
 It signals nothing and asks no one; errors are ProcError from leftover.scan.
 """
 
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from leftover.decide import SLURMSTEPD, Facts, Plan, decide
+from leftover.decide import SLURMSTEPD, Facts, Plan, Verdict, decide
+from leftover.gpu import gpu_devices
 from leftover.scan import (
     Scan,
     boottime_ticks,
@@ -93,8 +97,19 @@ def _judged(proc_root: Path, scan: Scan, facts: Facts):
     return decide(scan.processes, facts, plan), scan
 
 
+def with_gpu_devices(proc_root: Path, plan: Plan) -> Plan:
+    """The same plan, its targets carrying the GPU devices they hold. The
+    verdicts are kept as they are: what a process holds never changes one."""
+    processes = tuple(
+        p._replace(gpu_devices=gpu_devices(proc_root, p.pid)) if rule is not None and rule.verdict is Verdict.TARGET else p
+        for p, rule in zip(plan.processes, plan.rules, strict=True)
+    )
+    return Plan(processes, plan.rules, plan.facts)
+
+
 def _pid(process) -> int:
     return process.pid
+
 
 
 def _pids(processes) -> frozenset[int]:

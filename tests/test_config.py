@@ -39,6 +39,14 @@ def test_uids_and_names_both_accepted():
     assert parse({"protected_users": ["carol", 3005]}).protected_users == ("carol", 3005)
 
 
+def test_group_names_and_gids_and_the_telling_keys():
+    settings = parse({"protected_groups": ["hpc-admins", 4000], "tell_terminals": True,
+                      "notify_command": "notify", "notify_timeout": 30})
+    assert settings.protected_groups == ("hpc-admins", 4000) and settings.tell_terminals
+    assert settings.notify_command == Path("/etc/notify") and settings.notify_timeout == 30
+    assert not Settings().tell_terminals and Settings().notify_command is None and Settings().protected_groups == ()
+
+
 def test_system_accounts_above_min_uid_are_protected_out_of_the_box():
     """systemd.io's UIDS-GIDS: homed 60001-60513, DynamicUser= 61184-65519,
     nobody 65534 (and 65535); beside them (uid_t)-2."""
@@ -80,6 +88,16 @@ def test_relative_squeue_is_relative_to_the_config_file():
         ({"metrics_file": 3}, "must be a path"),
         ({"job_source": "slurmdbd"}, "must be one of"),
         ({"squeue_timeout": 0}, "between"),
+        ({"protected_groups": "admins"}, "must be a list of group names and GIDs"),
+        ({"protected_groups": [True]}, "neither a group name nor a GID"),
+        ({"protected_groups": [-1]}, "not a valid GID"),
+        ({"protected_groups": ["a,b"]}, "not a group name"),
+        ({"protected_groups": [" admins"]}, "not a group name"),
+        ({"tell_terminals": "yes"}, "must be true or false"),
+        ({"tell_terminals": 1}, "must be true or false"),
+        ({"notify_command": ""}, "must be a path"),
+        ({"notify_timeout": 0}, "between"),
+        ({"notify_timeout": 601}, "between"),
         ({"system_uid_ranges": [60001, 60513]}, "not a .low, high. pair"),
         ({"system_uid_ranges": {"60001": 60513}}, "must be a list"),
         ({"system_uid_ranges": [[1, 2, 3]]}, "not a .low, high. pair"),

@@ -172,6 +172,14 @@ def test_a_deep_process_chain_is_walked_to_its_slurmstepd():
     assert plan.local_job_processes() == depth
 
 
+def test_members_of_protected_groups_are_spared_by_their_own_row():
+    facts = replace(ANSWERED, protected_group_uids=frozenset({2002}))
+    assert reason(process(), facts) == "protected-group"
+    assert reason(process(uids=(3000, 2002, 3000, 3000)), facts) == "protected-group"
+    assert reason(process(uids=(2002, 2004, 2002, 2002)), facts) == "protected-user"  # the earlier row decides
+    assert reason(process(uids=(3000,) * 4), facts) == "no-job-on-node"
+
+
 def test_a_root_process_in_a_v1_job_cgroup_is_evidence_for_the_user_its_path_names():
     """The extern step of PrologFlags=Contain holds only root's processes; on
     cgroup v1 their path names the job's user, whose other processes it spares."""

@@ -152,10 +152,13 @@ def processes(draw):
 
 
 FACTS = st.builds(
-    lambda min_uid, protected, jobs: Facts(min_uid, frozenset(protected), JobAnswer(frozenset(jobs), ASKED_AT)),
+    lambda min_uid, protected, jobs, group_members: Facts(
+        min_uid, frozenset(protected), JobAnswer(frozenset(jobs), ASKED_AT), protected_group_uids=frozenset(group_members)
+    ),
     st.sampled_from([1, 1000, 2500]),
     st.sets(UID_POOL, max_size=3),
     st.sets(UID_POOL, max_size=3),
+    st.sets(UID_POOL, max_size=2),
 )
 
 
@@ -169,7 +172,7 @@ def test_no_target_is_ever_protected_in_any_way(procs, facts):
         assert not p.kernel_thread and not (p.state in ("Z", "X") and (p.threads or 1) <= 1)
         identities = set(p.uids) | ({p.userns_owner} - {None})
         assert min(identities) >= facts.min_uid
-        assert not identities & (facts.protected_uids | facts.answer.job_uids | local.uids)
+        assert not identities & (facts.protected_uids | facts.protected_group_uids | facts.answer.job_uids | local.uids)
         assert p.job_cgroup is None and p.pid not in local.pids
         assert not set(p.uids) & {q.job_cgroup_uid for q in procs if not q.kernel_thread}
         assert not any(low <= uid <= high for low, high in facts.system_uid_ranges for uid in p.uids)
@@ -199,8 +202,10 @@ def test_adding_a_job_or_a_protected_user_never_adds_a_target(procs, facts, uid)
     before = {d.process.pid for d in decide(procs, facts).targets}
     with_job = replace(facts, answer=replace(facts.answer, job_uids=facts.answer.job_uids | {uid}))
     with_protection = replace(facts, protected_uids=facts.protected_uids | {uid})
+    with_member = replace(facts, protected_group_uids=facts.protected_group_uids | {uid})
     assert {d.process.pid for d in decide(procs, with_job).targets} <= before
     assert {d.process.pid for d in decide(procs, with_protection).targets} <= before
+    assert {d.process.pid for d in decide(procs, with_member).targets} <= before
     with_system_range = replace(facts, system_uid_ranges=facts.system_uid_ranges + ((uid, uid),))
     assert {d.process.pid for d in decide(procs, with_system_range).targets} <= before
 
