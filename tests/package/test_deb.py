@@ -94,6 +94,8 @@ def test_installs_under_usr_with_conffiles(installed):
     assert os.path.realpath("/usr/sbin/leftover") == "/usr/lib/leftover/leftover"
     assert Path("/usr/share/man/man8/leftover.8.gz").exists()
     assert Path("/usr/share/doc/leftover/copyright").exists()
+    for example in ("leftover-alerts.yml", "leftover-alerts.test.yml"):
+        assert Path("/usr/share/doc/leftover/examples", example).read_bytes() == (REPO / "debian" / "examples" / example).read_bytes()
     conffiles = dpkg("--status", "leftover").stdout.split("Conffiles:\n", 1)[1]
     assert {line.split()[0] for line in conffiles.splitlines() if line.startswith(" /")} == DPKG_CONFFILES
     assert Path("/etc/leftover.conf").read_bytes() == Path("/", SHIPPED_CONFIG).read_bytes()
