@@ -60,3 +60,18 @@ class SyslogCollector:
     def close(self) -> None:
         self.sock.close()
         DEV_LOG.unlink(missing_ok=True)
+
+
+def left_behind() -> bool:
+    """/dev/log is a socket nobody listens on: an interrupted session's (a
+    killed pytest never unlinks its socket), not a syslog daemon's."""
+    if not DEV_LOG.is_socket():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(str(DEV_LOG))
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return False
+    return False
