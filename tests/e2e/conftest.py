@@ -10,7 +10,7 @@ import os
 import pytest
 
 from tests.e2e import cluster
-from tests.e2e.syslog_socket import DEV_LOG, SyslogCollector
+from tests.e2e.syslog_socket import DEV_LOG, SyslogCollector, left_behind
 
 
 def _unavailable(why: str):
@@ -31,15 +31,25 @@ def machine():
 
 @pytest.fixture(scope="session")
 def slurm(machine):
+    """The cluster LEFTOVER_TEST_SLURM names (cluster.py), up for the session;
+    a chroot's stops at its end, so that no other session meets its daemons."""
     if not cluster.is_test_cluster():
         _unavailable("no test cluster here (run tests/cluster/slurm-up as root)")
-    cluster.slurm_up()
-    cluster.ensure_users()
-    cluster.clear_test_users()
+    try:
+        cluster.slurm_up()
+        cluster.ensure_users()
+        cluster.clear_test_users()
+        yield
+    finally:
+        if not cluster.on_host():
+            cluster.clear_test_users()
+        cluster.slurm_down()
 
 
 @pytest.fixture(scope="session")
 def syslog(machine):
+    if left_behind():
+        DEV_LOG.unlink()
     if DEV_LOG.exists():
         _unavailable(f"{DEV_LOG} belongs to a running syslog daemon")
     collector = SyslogCollector()
