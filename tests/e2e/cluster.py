@@ -254,13 +254,15 @@ def stop(processes) -> None:
         process.wait()
 
 
-def submit_job(user: TestUser) -> tuple[int, int]:
-    """sbatch a job as user; wait until it runs. Returns (job id, pid of the job's sleep)."""
+def submit_job(user: TestUser, node: str | None = None) -> tuple[int, int]:
+    """sbatch a job as user (on node, if named); wait until it runs. Returns
+    (job id, pid of the job's sleep)."""
     workdir = Path(tempfile.mkdtemp(prefix="leftover-e2e-job-", dir="/tmp"))
     workdir.chmod(0o777)
     marker = workdir / "pid"
+    where = [f"--nodelist={node}"] if node else []
     done = subprocess.run(
-        slurm_command("sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", "--wrap",
+        slurm_command("sbatch", "--parsable", *where, "--chdir=/tmp", "--output=/dev/null", "--wrap",
                       f"echo $$ > {marker}; exec sleep 600", user=user),
         **_as(user), capture_output=True, text=True, check=True,
     )
@@ -273,6 +275,11 @@ def submit_job(user: TestUser) -> tuple[int, int]:
             return job_id, pid
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} of {user.name} did not start; state {job_state(job_id)}")
+
+
+def job_nodes(job_id: int) -> str:
+    done = subprocess.run(slurm_command("squeue", "-h", "-j", str(job_id), "-o", "%N"), capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 def job_state(job_id: int) -> str:
