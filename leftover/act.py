@@ -5,14 +5,18 @@ It signals only the processes it is handed, one by one, never "all of user X".
 Before every signal, SIGKILL included, it proves the pid still names the
 process that was planned (same start time, same UIDs, not exited); through a
 pidfd where the kernel has them, so a pid reused after the check can never be
-hit; else by re-reading /proc just before kill(2). A process that exits on its
-own is an ordinary outcome. Whatever stops it half-way (a stop signal, an
-error), it first says which targets got what, then raises KillPhaseStopped.
+hit; else by re-reading /proc just before kill(2). A pidfd is opened for one
+signal and closed at once, and it must name the planned pid in /proc's own
+PID namespace: no descriptor is held per target, so no number of targets can
+exhaust the open-file limit. A target that cannot be checked is left alone
+and said to be unchecked, never taken for one that changed. A process that
+exits on its own is an ordinary outcome. Whatever stops it half-way (a stop
+signal, an error), it first says which targets got what, then raises
+KillPhaseStopped.
 """
 
 import errno
 import os
-import select
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -26,11 +30,14 @@ from leftover.scan import ProcError, read_identity
 
 OWN_PROC = Path("/proc")  # pids, pidfds and this /proc share one namespace
 KILL_WAIT_SECONDS = 2.0
+FIRST_LOOK_SECONDS, LONGEST_LOOK_SECONDS = 0.01, 0.25  # between looks at /proc while waiting for exits
+LISTED_PIDS = 20  # pids named in one log line; the rest are counted
 
 
 class Result(Enum):
     GONE = "gone"  # exited before it was signalled
     CHANGED = "changed"  # pid now names another process, or its UIDs changed: left alone
+    UNCHECKED = "unchecked"  # its identity could not be checked (no descriptor, /proc unreadable, pidfd of another pid): left alone
     FAILED = "signal-failed"  # the kernel refused the signal: left alone
     TERMINATED = "terminated"  # exited within the grace period after SIGTERM
     KILLED = "killed"  # SIGKILL sent after the grace period, and it exited
@@ -39,13 +46,15 @@ class Result(Enum):
     NOT_SIGNALLED = "not-signalled"  # leftover was stopped before signalling it
 
 
-UNSIGNALLED = frozenset({Result.GONE, Result.CHANGED, Result.FAILED, Result.NOT_SIGNALLED})
+UNSIGNALLED = frozenset({Result.GONE, Result.CHANGED, Result.UNCHECKED, Result.FAILED, Result.NOT_SIGNALLED})
+NOT_CARRIED_OUT = frozenset({Result.UNCHECKED, Result.FAILED})  # the plan wanted a signal the run could not send
 
 
 @dataclass(frozen=True)
 class Outcome:
     decision: Decision
     result: Result
+    detail: str = ""  # why it was unchecked or a signal failed
 
 
 class KillPhaseStopped(Exception):
@@ -61,12 +70,15 @@ class KillPhaseStopped(Exception):
         return any(o.result not in UNSIGNALLED for o in self.outcomes)
 
 
-class _Target:
-    """One planned process and the handle it is signalled through."""
+class _NoPidfds(Exception):
+    """The kernel (or a seccomp filter) gives no pidfds."""
 
-    def __init__(self, decision: Decision, pidfd: int | None) -> None:
+
+class _Target:
+    """One planned process, and what has become of it so far."""
+
+    def __init__(self, decision: Decision) -> None:
         self.decision = decision
-        self.pidfd = pidfd
         self.result: Result | None = None
         self.sigterm_sent = False
         self.error = ""
@@ -80,37 +92,67 @@ class _Target:
         planned = self.decision.process
         try:
             now = read_identity(OWN_PROC, planned.pid)
-        except ProcError:
-            return Result.CHANGED
+        except ProcError as error:
+            self.error = str(error)
+            return Result.UNCHECKED
         if now is None:
             return Result.GONE
         if now.start_ticks != planned.start_ticks or now.uids != planned.uids:
             return Result.CHANGED
-        if now.state in ("Z", "X"):
+        if now.exited:
             return Result.GONE
         return None
 
-    def exited(self) -> bool:
-        """Whether it is gone. Without a pidfd, /proc is read again: a pid that
-        now names another process, or changed UIDs, is marked CHANGED and
-        counts as no longer ours to wait for."""
-        if self.pidfd is not None:
-            return bool(_readable([self.pidfd], 0))
-        problem = self.check()
-        if problem is Result.CHANGED:
-            self.result = Result.CHANGED
-        return problem is not None
-
-    def send(self, signum: int) -> Result | None:
-        """Deliver signum after checking identity; None if delivered, else why not."""
-        problem = self.check()
-        if problem is not None:
-            return problem
+    def send(self, signum: int, through_pidfd: bool) -> Result | None:
+        """Deliver signum after checking identity; None if delivered, else why
+        not. Through a pidfd opened for this one signal, or else kill(2)."""
+        if not through_pidfd:
+            return self.check() or self._deliver(lambda: os.kill(self.pid, signum))
         try:
-            if self.pidfd is not None:
-                signal.pidfd_send_signal(self.pidfd, signum)
-            else:
-                os.kill(self.pid, signum)
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return Result.GONE
+        except OSError as error:
+            if error.errno in (errno.ENOSYS, errno.EPERM):
+                raise _NoPidfds from None
+            if error.errno in (errno.ENOENT, errno.EINVAL):  # the pid now names a thread, not a process
+                return Result.CHANGED
+            self.error = f"cannot open a pidfd: {error.strerror}"
+            return Result.UNCHECKED
+        try:
+            return (
+                self._pidfd_names_planned_pid(pidfd)
+                or self.check()
+                or self._deliver(lambda: signal.pidfd_send_signal(pidfd, signum))
+            )
+        finally:
+            os.close(pidfd)
+
+    def _pidfd_names_planned_pid(self, pidfd: int) -> Result | None:
+        """The pidfd's process, seen from /proc's PID namespace, must be the
+        planned pid: where /proc belongs to another namespace it names another
+        process (or 0, one /proc cannot see), and /proc's identity check would
+        vouch for the wrong one."""
+        try:
+            fd = os.open(f"{OWN_PROC}/self/fdinfo/{pidfd}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                raw = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            self.error = f"cannot read its pidfd's fdinfo: {error.strerror}"
+            return Result.UNCHECKED
+        named = next((line.split(b":", 1)[1].strip() for line in raw.splitlines() if line.startswith(b"Pid:")), b"")
+        if named == str(self.pid).encode():
+            return None
+        if named == b"-1":
+            return Result.GONE
+        self.error = f"its pidfd names pid {named.decode(errors='replace') or '?'} in {OWN_PROC}'s PID namespace"
+        return Result.UNCHECKED
+
+    def _deliver(self, send: Callable[[], None]) -> Result | None:
+        try:
+            send()
         except ProcessLookupError:
             return Result.GONE
         except OSError as error:
@@ -118,10 +160,14 @@ class _Target:
             return Result.FAILED
         return None
 
-    def close(self) -> None:
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
+    def exited(self) -> bool:
+        """Whether it is no longer ours to wait for, read from /proc: gone, or
+        the pid names another process or changed UIDs (then marked CHANGED).
+        One that cannot be read now is waited for still."""
+        problem = self.check()
+        if problem is Result.CHANGED:
+            self.result = Result.CHANGED
+        return problem in (Result.GONE, Result.CHANGED)
 
 
 class Actor:
@@ -134,31 +180,28 @@ class Actor:
         self.fallback_said = False
 
     def carry_out(self, targets: Sequence[Decision], grace_seconds: float) -> list[Outcome]:
-        handles: list[_Target] = []
+        handles = [_Target(decision) for decision in targets]
         try:
-            for decision in targets:
-                handles.append(self._open(decision))
-            self._terminate_then_kill([h for h in handles if h.result is None], grace_seconds)
+            self._terminate_then_kill(handles, grace_seconds)
         except BaseException as cause:
             why = f"stopped by {cause.name}" if isinstance(cause, Interrupted) else f"stopped by an error ({type(cause).__name__}: {cause})"
-            raise KillPhaseStopped(why, self._account_for(why, targets, handles)) from cause
-        finally:
-            for handle in handles:
-                handle.close()
-        return [Outcome(h.decision, h.result) for h in handles]
+            raise KillPhaseStopped(why, self._account_for(why, handles)) from cause
+        return [Outcome(h.decision, h.result, h.error if h.result in NOT_CARRIED_OUT else "") for h in handles]
 
     def _terminate_then_kill(self, live: list[_Target], grace_seconds: float) -> None:
+        if not self.pidfds:
+            self._say_fallback()
         for handle in live:
             handle.sigterm_sent = True  # from here on, if stopped, count it as maybe sent
             if self._deliver(handle, signal.SIGTERM):
                 self.report("info", f"sent SIGTERM to {self.describe(handle.decision)}")
             else:
                 handle.sigterm_sent = False
-        live = self._wait([h for h in live if h.result is None], grace_seconds, Result.TERMINATED)
+        live = self._wait([h for h in live if h.result is None], grace_seconds, Result.TERMINATED, "no SIGKILL sent")
         for handle in live:
             if self._deliver(handle, signal.SIGKILL, after_sigterm=True):
                 self.report("info", f"sent SIGKILL to {self.describe(handle.decision)}: still alive {grace_seconds:g}s after SIGTERM")
-        live = self._wait([h for h in live if h.result is None], KILL_WAIT_SECONDS, Result.KILLED)
+        live = self._wait([h for h in live if h.result is None], KILL_WAIT_SECONDS, Result.KILLED, "nothing more sent")
         for handle in live:
             handle.result = Result.UNKILLABLE
             self.report(
@@ -168,7 +211,12 @@ class Actor:
 
     def _deliver(self, handle: _Target, signum: int, after_sigterm: bool = False) -> bool:
         """Send signum; on failure record why in handle.result and say so."""
-        problem = handle.send(signum)
+        try:
+            problem = handle.send(signum, self.pidfds)
+        except _NoPidfds:
+            self.pidfds = False
+            self._say_fallback()
+            problem = handle.send(signum, self.pidfds)
         if problem is None:
             return True
         name = signal.Signals(signum).name
@@ -179,79 +227,60 @@ class Actor:
         elif problem is Result.CHANGED:
             handle.result = Result.CHANGED
             self.report("warning", f"pid {handle.pid} no longer names the planned process (start time or UIDs changed); no {name} sent")
+        elif problem is Result.UNCHECKED:
+            handle.result = Result.UNCHECKED
+            self.report("debug", f"cannot check {self.describe(handle.decision)}: {handle.error}; no {name} sent")
         else:
             handle.result = Result.FAILED
             self.report("warning", f"could not send {name} to {self.describe(handle.decision)}: {handle.error}; left alone")
         return False
 
-    def _account_for(self, why: str, targets: Sequence[Decision], handles: list[_Target]) -> list[Outcome]:
-        opened = {h.pid for h in handles}
+    def _say_fallback(self) -> None:
+        if not self.fallback_said:
+            self.fallback_said = True
+            self.report("warning", "this kernel gives no pidfd; checking each start time just before kill(2) instead")
+
+    def _account_for(self, why: str, handles: list[_Target]) -> list[Outcome]:
         for handle in handles:
             if handle.result is None:
                 handle.result = Result.SIGTERM_ONLY if handle.sigterm_sent else Result.NOT_SIGNALLED
-        outcomes = [Outcome(h.decision, h.result) for h in handles] + [
-            Outcome(d, Result.NOT_SIGNALLED) for d in targets if d.process.pid not in opened
-        ]
+        outcomes = [Outcome(h.decision, h.result, h.error if h.result in NOT_CARRIED_OUT else "") for h in handles]
         termed = sorted(o.decision.process.pid for o in outcomes if o.result is Result.SIGTERM_ONLY)
         untouched = sorted(o.decision.process.pid for o in outcomes if o.result is Result.NOT_SIGNALLED)
         self.report(
             "warning",
-            f"{why} during the kill phase: SIGTERM sent but no SIGKILL to pids {_pids(termed)}; "
-            f"nothing sent to pids {_pids(untouched)}; the next run decides again",
+            f"{why} during the kill phase: SIGTERM sent but no SIGKILL to pids {pid_list(termed)}; "
+            f"nothing sent to pids {pid_list(untouched)}; the next run decides again",
         )
         return outcomes
 
-    def _open(self, decision: Decision) -> _Target:
-        pidfd = None
-        if self.pidfds:
-            try:
-                pidfd = os.pidfd_open(decision.process.pid)
-            except ProcessLookupError:
-                handle = _Target(decision, None)
-                handle.result = Result.GONE
-                self.report("info", f"{self.describe(decision)} exited before it was signalled")
-                return handle
-            except OSError as error:
-                if error.errno in (errno.EMFILE, errno.ENFILE):
-                    pidfd = None  # out of descriptors: this one is checked by start time
-                elif error.errno in (errno.ENOSYS, errno.EPERM):
-                    self.pidfds = False
-                else:  # ENOENT/EINVAL: the pid now names a thread, not a process
-                    handle = _Target(decision, None)
-                    handle.result = Result.CHANGED
-                    self.report("warning", f"pid {decision.process.pid} cannot be opened ({error.strerror}); left alone")
-                    return handle
-        if not self.pidfds and not self.fallback_said:
-            self.fallback_said = True
-            self.report("warning", "this kernel gives no pidfd; checking each start time just before kill(2) instead")
-        return _Target(decision, pidfd)
-
-    def _wait(self, handles: list[_Target], seconds: float, result: Result) -> list[_Target]:
+    def _wait(self, handles: list[_Target], seconds: float, result: Result, then: str) -> list[_Target]:
         """Wait until every handle exited or seconds passed; mark the exited
-        ones with result and return those still alive."""
+        ones with result (CHANGED ones are said to get nothing more: then) and
+        return those still alive. Exits are read from
+        /proc, more rarely the longer the wait, so that no descriptor is held
+        per target."""
         deadline = time.monotonic() + seconds
+        pause = FIRST_LOOK_SECONDS
         pending = list(handles)
         while True:
-            for handle in [h for h in pending if h.exited()]:
-                handle.result = handle.result or result
-                pending.remove(handle)
+            still = []
+            for handle in pending:
+                if handle.exited():
+                    handle.result = handle.result or result
+                    if handle.result is Result.CHANGED:
+                        self.report("warning", f"pid {handle.pid} no longer names the planned process (start time or UIDs changed); {then}")
+                else:
+                    still.append(handle)
+            pending = still
             remaining = deadline - time.monotonic()
             if not pending or remaining <= 0:
                 return pending
-            fds = [h.pidfd for h in pending if h.pidfd is not None]
-            if len(fds) == len(pending):
-                _readable(fds, remaining)
-            else:
-                time.sleep(min(0.05, remaining))
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, LONGEST_LOOK_SECONDS)
 
 
-def _pids(pids: list[int]) -> str:
-    return ",".join(map(str, pids)) or "none"
-
-
-def _readable(fds: list[int], seconds: float) -> list[int]:
-    """Those of fds that poll readable within seconds (a pidfd: the process exited)."""
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    return [fd for fd, _ in poller.poll(max(0, int(seconds * 1000)))]
+def pid_list(pids: list[int]) -> str:
+    """pids for a log line: the first LISTED_PIDS, then how many more."""
+    shown = ",".join(map(str, pids[:LISTED_PIDS])) or "none"
+    return shown if len(pids) <= LISTED_PIDS else f"{shown} and {len(pids) - LISTED_PIDS} more"

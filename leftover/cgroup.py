@@ -1,15 +1,30 @@
-"""What /proc/[pid]/cgroup says about Slurm: is this process inside a job?
+"""What /proc/[pid]/cgroup says about Slurm: is this process inside a job, and
+whose job is it?
 
-Pure: bytes in, a verdict out. Slurm puts every job's processes in a job
-cgroup: with cgroup v1, `.../slurm[_<node>]/uid_<uid>/job_<id>/...` in the
-controllers' paths; with cgroup v2, `.../[<node>_]slurmstepd.scope/job_<id>/...`.
-Malformed input raises CgroupFormatError, never anything else.
+Pure: bytes in, a verdict out. Malformed input raises CgroupFormatError, never
+anything else. It must never take a cgroup that a user could have made for a
+job's: a path inside a user's delegated systemd subtree (user@UID.service) is
+never a job's, whatever it looks like.
+
+The job cgroup layouts Slurm 22.05 to 26.05 write (fixtures/cgroup/*.source
+cite the source file and tag of each):
+- cgroup v1: `<prefix>/slurm[_<node>]/uid_<uid>/job_<id>/...` in each
+  controller's path (CgroupPrepend, default /slurm or /slurm_%n).
+- cgroup v2: `<prefix>/<slice>/[<node>_]slurmstepd.scope/<job>/...` where
+  <slice> is system.slice or CgroupSlice= (25.11+, any path), <node>_ is there
+  in multiple-slurmd builds, <prefix> is the cgroup of a container slurmd runs
+  in, and <job> is `job_<id>` up to 25.11, or from 26.05 the job's
+  SLUID (`s` and 13 Crockford base32 digits) unless CgroupJobIdPaths=yes.
 """
 
 import re
 
-_V1_JOB = re.compile(r"/slurm(?:_[^/]+)?/uid_\d+/job_\d+(?:/|\Z)")
-_V2_JOB = re.compile(r"/(?:[^/]+_)?slurmstepd\.scope/job_\d+(?:/|\Z)")
+_V1_JOB = re.compile(r"/slurm(?:_[^/]+)?/uid_(\d{1,10})/job_\d+(?:/|\Z)")
+# print_sluid() (src/common/sluid.c, slurm-26-05-*): 's', then 13 characters of
+# "0123456789ABCDEFGHJKMNPQRSTVWXYZ", the first holding only the top 4 bits.
+_SLUID = r"s[0-9A-F][0-9A-HJKMNP-TV-Z]{12}"
+_V2_JOB = re.compile(r"/(?:[^/]+_)?slurmstepd\.scope/(?:job_\d+|" + _SLUID + r")(?:/|\Z)")
+_MAX_UID = 2**32 - 2
 
 
 class CgroupFormatError(ValueError):
@@ -33,7 +48,7 @@ def parse_cgroup(raw: bytes) -> tuple[str, ...]:
 
 
 def job_cgroup(paths: tuple[str, ...]) -> str | None:
-    """The first path that is a Slurm job's cgroup (v1 or v2 layout), if any.
+    """The first path that is a Slurm job's cgroup (any layout above), if any.
     A path inside a user's delegated systemd subtree (user@UID.service) is
     never one: the user could have made it."""
     for path in paths:
@@ -42,3 +57,16 @@ def job_cgroup(paths: tuple[str, ...]) -> str | None:
         if _V1_JOB.search(path) or _V2_JOB.search(path):
             return path
     return None
+
+
+def job_cgroup_uid(path: str | None) -> int | None:
+    """The UID a cgroup v1 job path names (`uid_<N>`): the job's user, even
+    for the root-owned processes Slurm keeps there. None for a v2 path, which
+    names no user, and for anything that is not a job's cgroup."""
+    if path is None or "/user@" in path:
+        return None
+    found = _V1_JOB.search(path)
+    if found is None:
+        return None
+    uid = int(found.group(1))
+    return uid if uid <= _MAX_UID else None

@@ -17,17 +17,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from leftover import config, lock, metrics
-from leftover.act import UNSIGNALLED, Actor, KillPhaseStopped
+from leftover.act import NOT_CARRIED_OUT, OWN_PROC, UNSIGNALLED, Actor, KillPhaseStopped, pid_list
 from leftover.config import ConfigError, Settings
-from leftover.decide import Facts, JobAnswer, Plan
+from leftover.decide import USERNS_UNREADABLE, Facts, JobAnswer, Plan
 from leftover.interrupt import Interrupted, stop_signals_raise
 from leftover.log import Log
 from leftover.passwd import parse_passwd
 from leftover.protect import protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
-from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second
+from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, foreign_pid_namespace
 from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
-from leftover.survey import survey
+from leftover.survey import Survey, look, look_again
+from leftover.userns import UsernsError, require_initial_namespace
 from leftover.version import version
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
@@ -41,24 +42,34 @@ class _Bail(Exception):
         self.why = why
 
 
+class _KillPhaseIncomplete(Exception):
+    """The kill phase ended, but some targets could not be checked or signalled."""
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="leftover",
         description="Kill processes of users who hold no Slurm job on this node.",
         epilog="Exit status: 0 run completed, 1 bailed out at run time, 2 usage or config error "
-        "(after 1 and 2, nothing was signalled), 3 stopped by a signal or an unexpected error during the kill "
-        "phase (the log says which targets got SIGTERM and which got nothing).",
+        "(after 1 and 2, nothing was signalled; 1 also when no target could be checked or signalled), 3 stopped "
+        "by a signal or an unexpected error during the kill phase, or some targets signalled and others could "
+        "not be checked or signalled (the log says which).",
     )
     parser.add_argument("--config", type=Path, help=f"config file (default {config.DEFAULT_PATH})")
     parser.add_argument("--dry-run", action="store_true", help="do everything but send signals; print the plan")
     parser.add_argument("--json", action="store_true", help="print the plan or the result as one JSON document")
+    parser.add_argument("--all", action="store_true",
+                        help="with --json, list every process under 'processes' with the rule that decided it")
     parser.add_argument("--no-splay", action="store_true", help="skip the random delay before asking Slurm")
     parser.add_argument("--proc", type=Path, default=Path("/proc"), help="proc tree to read (default /proc)")
     parser.add_argument("--passwd", type=Path, default=Path("/etc/passwd"), help="passwd file (default /etc/passwd)")
     parser.add_argument("--lock-file", type=Path, default=lock.DEFAULT_LOCK, help=f"lock file (default {lock.DEFAULT_LOCK})")
     parser.add_argument("--verbose", action="store_true", help="also log to stderr")
     parser.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version and exit")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.all and not arguments.json:
+        parser.error("--all needs --json")
+    return arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,17 +86,24 @@ def main(argv: list[str] | None = None) -> int:
     except KillPhaseStopped as stop:
         report.outcomes = stop.outcomes
         _stopped(report, stop.why, "stopped", stop.signalled)
+    except _KillPhaseIncomplete as incomplete:
+        _stopped(report, str(incomplete), "unchecked", _signalled(report))
     except Interrupted as stop:
         _stopped(report, f"stopped by {stop.name}", "stopped", _signalled(report))
     except Exception as error:  # noqa: BLE001 - any surprise must still end in one line and an exit code
         _stopped(report, f"internal error ({type(error).__name__}: {error})", "internal", _signalled(report))
     report.duration = time.monotonic() - started
-    (log.error if report.bailed_out or report.stopped else log.info)(summary(report))
+    if report.bailed_out or report.stopped:
+        log.record("error", summary(report))
+    elif report.outcomes:  # a kill phase took place
+        log.record("info", summary(report))
+    else:
+        log.info(summary(report))
     run.write_metrics()
     run.release_lock()
     try:
         if arguments.json:
-            print(json_document(report, run.describer))
+            print(json_document(report, run.describer, every_process=arguments.all))
         elif arguments.dry_run and report.exit_code == EXIT_OK:
             print(dry_run_listing(report, run.describer))
     except (OSError, UnicodeEncodeError) as error:
@@ -124,11 +142,17 @@ class _Run:
         self.settings: Settings | None = None
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
+        self.survey: Survey | None = None
         self.describer = Describer(lambda uid: "?", clock_ticks_per_second())
 
     def run(self) -> None:
         settings = self.settings = self._settings()
         self.report.job_source = settings.job_source
+        self._check_pid_namespace()
+        try:
+            require_initial_namespace()
+        except UsernsError as error:
+            raise _Bail(EXIT_BAILED, "userns", f"leftover cannot judge containers' processes: {error}") from None
         if not self.arguments.dry_run:
             try:
                 self.lock_fd = lock.take_lock(self.arguments.lock_file)
@@ -144,16 +168,25 @@ class _Run:
                 plan = self._plan_with_squeue(facts, settings)
         self.report.plan = plan
         self._note_skipped()
+        self._note_unreadable_namespaces(plan)
 
         if self.arguments.dry_run or not plan.targets:
             return
         for decision in plan.targets:  # user names now: an LDAP lookup must not stall the kill phase
             self.describer.user_name(decision.process.uid)
+            if decision.process.userns_owner is not None:
+                self.describer.user_name(decision.process.userns_owner)
         actor = Actor(
-            report=lambda level, text: getattr(self.log, level)(text),
+            report=self.log.record,  # the kill phase's every line is the record: never filtered out
             describe=lambda decision: self.describer.line(decision, plan),
         )
         self.report.outcomes = actor.carry_out(plan.targets, settings.grace_seconds)
+        left = [o for o in self.report.outcomes if o.result in NOT_CARRIED_OUT]
+        if left:
+            raise _KillPhaseIncomplete(
+                f"{len(left)} of {len(plan.targets)} target(s) could not be checked or signalled and were left alone "
+                f"(pids {pid_list(sorted(o.decision.process.pid for o in left))}; {left[0].result.value}: {left[0].detail})"
+            )
 
     def _settings(self) -> Settings:
         path = self.arguments.config or config.DEFAULT_PATH
@@ -163,10 +196,22 @@ class _Run:
             )
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
+        for note in settings.notes:  # before the level applies: a site that chose "err" still learns of them
+            self.log.info(note)
         self.log.set_level(settings.debuglevel)
         if settings.source != str(path):
             self.log.info(f"no config file at {path}; using built-in defaults")
         return settings
+
+    def _check_pid_namespace(self) -> None:
+        """Pids are read in a /proc and signalled in this process's PID
+        namespace: refuse to run unless the /proc signalled through (every real
+        run), and a dry run's /proc, are that namespace's own."""
+        if self.arguments.dry_run and self.proc != OWN_PROC:
+            return
+        problem = foreign_pid_namespace(OWN_PROC)
+        if problem:
+            raise _Bail(EXIT_BAILED, "proc", f"{problem}; its pids would name other processes")
 
     def _facts(self, settings: Settings) -> Facts:
         try:
@@ -179,13 +224,15 @@ class _Run:
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
         self.describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
-        return Facts(min_uid=settings.min_uid, protected_uids=protected)
+        return Facts(min_uid=settings.min_uid, protected_uids=protected, system_uid_ranges=settings.system_uid_ranges)
 
-    def _plan(self, facts: Facts) -> Plan:
+    def _plan(self, facts: Facts, first: Survey | None = None) -> Plan:
+        """The first look at /proc, or with first, the look after Slurm's answer."""
         try:
-            looked = survey(self.proc, facts)
+            looked = look(self.proc, facts) if first is None else look_again(self.proc, first, facts)
         except ProcError as error:
             raise _Bail(EXIT_BAILED, "proc", str(error)) from None
+        self.survey = looked
         self.scan = looked.scan
         self.report.scanned = len(looked.scan.processes)
         return looked.plan
@@ -207,12 +254,20 @@ class _Run:
         self.report.asked_slurm = True
         self.report.node_names, self.report.job_uids = jobs.node_names, tuple(sorted(jobs.job_uids))
         self.report.slurm_seconds = jobs.seconds
-        return self._plan(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)))
+        return self._plan(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)), self.survey)
 
     def _note_skipped(self) -> None:
         for skipped in self.scan.skipped:
             self.log.warning(f"pid {skipped.pid} left alone: {skipped.why}")
             self.report.skipped.append({"pid": skipped.pid, "why": skipped.why})
+
+    def _note_unreadable_namespaces(self, plan: Plan) -> None:
+        for decision in plan.decisions:
+            if decision.rule is not None and decision.rule.name == USERNS_UNREADABLE:
+                self.log.warning(
+                    f"{self.describer.line(decision, plan)}: left alone, its user namespace cannot be read "
+                    f"({decision.process.userns_error})"
+                )
 
     def release_lock(self) -> None:
         if self.lock_fd is not None:
@@ -229,8 +284,8 @@ class _Run:
         last_success = now if self.report.exit_code == EXIT_OK else metrics.previous_success(path)
         try:
             metrics.write(path, metrics.render(self.report, now, last_success))
-        except OSError as error:
-            self.log.warning(f"cannot write metrics file {path}: {error.strerror}")
+        except metrics.MetricsError as error:
+            self.log.warning(f"metrics file {path} not written: {error}")
 
 
 def _uid_of_name(name: str) -> int | None:

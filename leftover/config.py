@@ -4,7 +4,12 @@ It reads and checks the file and nothing else. Anything doubtful (unknown key,
 wrong type, value out of range, bad JSON, a file others could have written)
 raises ConfigError: a config the tool cannot trust must never steer a kill.
 The keys protected_users, debuglevel, slew and slew_max keep the meaning they
-had in FredHutch's scicomp-leftover, so existing files keep working.
+had in FredHutch's scicomp-leftover, so existing files keep working: its
+documented debuglevel spellings ("warn", "err") are taken for the canonical
+ones, and keys that are comments (COMMENT_KEYS) are ignored; each such
+acceptance is a note in Settings.notes for the caller to log. Any other
+unknown key is still an error: a misspelt protected_users must never read as
+"protect nobody".
 """
 
 import json
@@ -13,9 +18,14 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leftover.decide import SYSTEM_UID_RANGES
+
 DEFAULT_PATH = Path("/etc/leftover.conf")
 DEFAULT_SLEW_MAX = 30.0
 LEVELS = ("debug", "info", "warning", "error", "critical")
+OLD_LEVELS = {"warn": "warning", "err": "error"}  # scicomp-leftover's README spellings
+COMMENT_PREFIXES = ("_", "#", "//")
+COMMENT_WORDS = ("comment", "comments")
 JOB_SOURCES = ("squeue", "local")
 
 
@@ -31,11 +41,13 @@ class Settings:
     slew_max: float = DEFAULT_SLEW_MAX
     grace_seconds: float = 8.0
     min_uid: int = 1000
+    system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
     squeue: Path | None = None
     squeue_timeout: float = 2.0
     job_source: str = "squeue"
     metrics_file: Path | None = None
     source: str = field(default="built-in defaults", compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)  # what was accepted for old configs' sake
 
 
 def load_settings(path: Path, explicit: bool, trusted_owners: frozenset[int]) -> Settings:
@@ -74,11 +86,25 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
         raise ConfigError(f"config file {path} is not valid JSON: {_one_line(error)}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path} must hold a JSON object")
-    unknown = sorted(set(document) - set(_CHECKS))
+    notes = []
+    comments = sorted(key for key in document if is_comment_key(key))
+    if comments:
+        notes.append(f"config file {path}: key(s) {', '.join(map(repr, comments))} ignored as comments")
+    unknown = sorted(set(document) - set(_CHECKS) - set(comments))
     if unknown:
         raise ConfigError(f"config file {path} has unknown key {unknown[0]!r}")
+    level = document.get("debuglevel")
+    if isinstance(level, str) and level in OLD_LEVELS:
+        canonical = OLD_LEVELS[level]
+        notes.append(
+            f"config file {path}: debuglevel {level!r} is scicomp-leftover's spelling, "
+            f"taken as {canonical!r} (write {canonical!r} to silence this note)"
+        )
+        document["debuglevel"] = canonical
     values = {}
     for key, value in document.items():
+        if key in comments:
+            continue
         problem = _CHECKS[key](value)
         if problem:
             raise ConfigError(f"config file {path}: {key} {problem}")
@@ -88,11 +114,19 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
             values[key] = path.parent / values[key]
     if "protected_users" in values:
         values["protected_users"] = tuple(values["protected_users"])
+    if "system_uid_ranges" in values:
+        values["system_uid_ranges"] = tuple((low, high) for low, high in values["system_uid_ranges"])
     if "slew" in values and "slew_max" not in values:
         values["slew_max"] = values["slew"]
     if values.get("slew", 0.0) > values.get("slew_max", DEFAULT_SLEW_MAX):
         raise ConfigError(f"config file {path}: slew is larger than slew_max")
-    return Settings(**values, source=str(path))
+    return Settings(**values, source=str(path), notes=tuple(notes))
+
+
+def is_comment_key(key: str) -> bool:
+    """Keys sites add to document their file: "_comment", "#", "// why",
+    "comment", "Comments"."""
+    return key.startswith(COMMENT_PREFIXES) or key.lower() in COMMENT_WORDS
 
 
 def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
@@ -135,6 +169,27 @@ def _protected_users(value: object) -> str | None:
     return None
 
 
+MAX_SYSTEM_UID_RANGES = 1000
+
+
+def _system_uid_ranges(value: object) -> str | None:
+    """A list of [low, high] pairs of UIDs, low <= high, both inclusive."""
+    if not isinstance(value, list) or len(value) > MAX_SYSTEM_UID_RANGES:
+        return f"must be a list of at most {MAX_SYSTEM_UID_RANGES} [low, high] UID pairs"
+    for entry in value:
+        if not (isinstance(entry, list) and len(entry) == 2):
+            return f"entry {_short(entry)} is not a [low, high] pair"
+        if any(isinstance(uid, bool) or not isinstance(uid, int) or not 0 <= uid < 2**32 - 1 for uid in entry):
+            return f"entry {_short(entry)} holds something that is not a valid UID"
+        if entry[0] > entry[1]:
+            return f"entry {_short(entry)} has low above high"
+    return None
+
+
+def _short(value: object) -> str:
+    return json.dumps(value)[:40]
+
+
 def _debuglevel(value: object) -> str | None:
     if value not in LEVELS:
         return "must be one of " + ", ".join(LEVELS)
@@ -160,6 +215,7 @@ _CHECKS = {
     "slew_max": _number(0, 3600),
     "grace_seconds": _number(0, 600),
     "min_uid": _number(1, 2**32 - 2, integer=True),
+    "system_uid_ranges": _system_uid_ranges,
     "squeue": _path,
     "squeue_timeout": _number(0.1, 60),
     "job_source": _job_source,

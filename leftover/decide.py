@@ -10,8 +10,16 @@ Rules this module keeps:
   is reached only when the answer to "who has a job here" is known.
 - A row that needs that answer is not evaluated without one: the process is
   left undecided, which is how the caller learns whether to ask Slurm.
-- What the node itself shows about jobs (a job cgroup, a slurmstepd ancestor)
-  is derived here from the processes, and spares before Slurm is asked.
+- What the node itself shows about jobs (a job cgroup, the user a v1 job
+  cgroup names, a slurmstepd ancestor) is derived here from the processes,
+  and spares before Slurm is asked.
+- A process counts as every one of its identities (Process.identities: its
+  UIDs and the owner of its user namespace): a row that asks about a user
+  asks about all of them, so a container's process is spared whenever its
+  owner would be.
+- A verdict, once made, stands when more is read: every verdict made without
+  the job answer spares, and more evidence only ever spares more. So a later
+  decide() is handed the earlier plan and judges only what it left undecided.
 """
 
 from collections import Counter
@@ -23,6 +31,7 @@ from typing import NamedTuple
 from leftover.process import Process
 
 SLURMSTEPD = "slurmstepd"
+USERNS_UNREADABLE = "userns-unreadable"
 
 
 class Verdict(Enum):
@@ -49,15 +58,31 @@ class LocalJobs:
     uids: frozenset[int] = frozenset()
 
 
+# System accounts above any min_uid, inclusive (low, high) UID ranges. From
+# systemd.io's "Users, Groups, UIDs and GIDs on systemd Systems" (UIDS-GIDS):
+# systemd-homed's and DynamicUser='s ranges, nobody (65534) and the unusable
+# 16-bit (uid_t)-1 (65535). Beside them (uid_t)-2, the 32-bit nobody that
+# some NFS setups map unknown users to.
+SYSTEM_UID_RANGES: tuple[tuple[int, int], ...] = (
+    (60001, 60513),
+    (61184, 65519),
+    (65534, 65535),
+    (4294967294, 4294967294),
+)
+
+
 @dataclass(frozen=True)
 class Facts:
     """Everything but the processes that a decision depends on. local is
-    filled in by decide() from the processes; callers leave it empty."""
+    filled in by decide() from the processes; callers leave it empty.
+    system_uid_ranges are inclusive (low, high) UID ranges of system accounts
+    above min_uid."""
 
     min_uid: int
     protected_uids: frozenset[int]
     answer: JobAnswer | None = None
     local: LocalJobs = field(default_factory=LocalJobs)
+    system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
 
 
 @dataclass(frozen=True)
@@ -69,19 +94,23 @@ class Rule:
     meaning: str
 
 
+def _in_ranges(uids: tuple[int, ...], ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(low <= uid <= high for low, high in ranges for uid in uids)
+
+
 RULES: tuple[Rule, ...] = (
     Rule("kernel-thread", Verdict.SPARE, False,
          lambda p, f: p.kernel_thread,
          "kernel threads are never signalled"),
     Rule("zombie", Verdict.SPARE, False,
-         lambda p, f: p.state in ("Z", "X"),
-         "already dead; only its parent can reap it"),
+         lambda p, f: p.exited,
+         "already dead (no live thread left); only its parent can reap it"),
     Rule("system-account", Verdict.SPARE, False,
-         lambda p, f: min(p.uids) < f.min_uid,
-         "a UID below min_uid"),
+         lambda p, f: min(p.identities) < f.min_uid or _in_ranges(p.identities, f.system_uid_ranges),
+         "a UID, or its user namespace's owner, below min_uid or in system_uid_ranges"),
     Rule("protected-user", Verdict.SPARE, False,
-         lambda p, f: not f.protected_uids.isdisjoint(p.uids),
-         "a UID listed in protected_users"),
+         lambda p, f: not f.protected_uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, listed in protected_users"),
     Rule("in-job-cgroup", Verdict.SPARE, False,
          lambda p, f: p.job_cgroup is not None,
          "inside a Slurm job's cgroup"),
@@ -89,11 +118,14 @@ RULES: tuple[Rule, ...] = (
          lambda p, f: p.pid in f.local.pids,
          "a descendant of a root-owned slurmstepd"),
     Rule("uid-has-local-job", Verdict.SPARE, False,
-         lambda p, f: not f.local.uids.isdisjoint(p.uids),
-         "a UID with a job process on this node"),
+         lambda p, f: not f.local.uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, with a job process on this node or named by a cgroup v1 job cgroup here"),
+    Rule(USERNS_UNREADABLE, Verdict.SPARE, False,
+         lambda p, f: p.userns_error is not None,
+         "in a user namespace whose owner could not be read; left alone, with a warning"),
     Rule("job-on-node", Verdict.SPARE, True,
-         lambda p, f: not f.answer.job_uids.isdisjoint(p.uids),
-         "a UID with a Slurm job on this node, says squeue"),
+         lambda p, f: not f.answer.job_uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, with a Slurm job on this node, says squeue"),
     Rule("start-time-unknown", Verdict.SPARE, True,
          lambda p, f: p.start_ticks is None,
          "start time could not be read"),
@@ -102,7 +134,7 @@ RULES: tuple[Rule, ...] = (
          "may belong to a job that started while Slurm was asked; next run decides"),
     Rule("no-job-on-node", Verdict.TARGET, True,
          lambda p, f: True,
-         "no UID of the process has a Slurm job on this node"),
+         "neither a UID of the process nor its user namespace's owner has a Slurm job on this node"),
 )
 
 
@@ -163,8 +195,10 @@ def judge(process: Process, facts: Facts) -> Rule | None:
 
 def local_jobs(processes: Iterable[Process]) -> LocalJobs:
     """Processes the node shows to be in a job (a job cgroup, or a root-owned
-    slurmstepd among their ancestors), and every UID they run as. Kernel
-    threads are never in a job, and are not walked."""
+    slurmstepd among their ancestors), every UID they count as, and every UID
+    their job cgroup's path names (cgroup v1's uid_<N>: the job's user, also
+    where the only process in the job is root's). Kernel threads are never in
+    a job, and are not walked."""
     by_pid = {p.pid: p for p in processes}
     under_stepd: dict[int, bool] = {}
 
@@ -189,13 +223,20 @@ def local_jobs(processes: Iterable[Process]) -> LocalJobs:
         return under_stepd.get(pid, found)
 
     pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or below_stepd(p.pid))}
-    uids = {uid for pid in pids for uid in by_pid[pid].uids}
+    uids = {uid for pid in pids for uid in by_pid[pid].identities}
+    uids.update(p.job_cgroup_uid for p in by_pid.values() if p.job_cgroup_uid is not None and not p.kernel_thread)
     return LocalJobs(frozenset(pids), frozenset(uids))
 
 
-def decide(processes: Iterable[Process], facts: Facts) -> Plan:
+def decide(processes: Iterable[Process], facts: Facts, settled: Plan | None = None) -> Plan:
     """Judge every process. Without a job answer in facts, nothing is targeted
-    and the processes that need the answer come back undecided."""
+    and the processes that need the answer come back undecided. With settled,
+    an earlier plan of the same look, a process it decided keeps that verdict
+    and only the others are judged; processes must then not reuse a pid that
+    settled holds for another process."""
     processes = tuple(processes)
     facts = replace(facts, local=local_jobs(processes))
-    return Plan(processes, tuple(judge(p, facts) for p in processes), facts)
+    if settled is None:
+        return Plan(processes, tuple(judge(p, facts) for p in processes), facts)
+    earlier = {p.pid: rule for p, rule in zip(settled.processes, settled.rules, strict=True) if rule is not None}
+    return Plan(processes, tuple(earlier.get(p.pid) or judge(p, facts) for p in processes), facts)

@@ -3,13 +3,23 @@ stderr when that is a terminal or --verbose asks for it.
 
 Every message is one line. Text that users control (process names) goes
 through printable() first, so it can neither forge a log line nor flood one.
+Logging must never stop or stall a run: syslog(3) blocks for as long as the
+receiver does not read (journald or rsyslog hung, its queue full), so it runs
+in a thread of its own and is waited for at most SYSLOG_WAIT_SECONDS; after
+that, every line goes to stderr (which cron mails), and a note says so once.
+Lines that record what was done (signals sent, a bail-out) are sent whatever
+debuglevel says: they are the account an administrator needs afterwards.
 """
 
+import queue
 import socket
 import sys
 import syslog
+import threading
+from collections.abc import Callable
 
 MAX_NAME = 64
+SYSLOG_WAIT_SECONDS = 1.0
 
 _PRIORITIES = {
     "debug": syslog.LOG_DEBUG,
@@ -41,11 +51,12 @@ def printable(text: str, limit: int = MAX_NAME) -> str:
 
 
 class Log:
-    def __init__(self, to_stderr: bool, dev_log: str = "/dev/log") -> None:
+    def __init__(self, to_stderr: bool, dev_log: str = "/dev/log", deliver: Callable[[int, str], None] | None = None) -> None:
         self.to_stderr = to_stderr
         self.level = "info"
+        self.dev_log = dev_log
         syslog.openlog("leftover", syslog.LOG_PID, syslog.LOG_DAEMON)
-        self.set_level("info")
+        self.syslog: _Sender | None = _Sender(deliver or syslog.syslog)
         problem = _unreachable(dev_log)
         if problem:
             # syslog(3) drops lines it cannot deliver without a word: say so,
@@ -55,7 +66,6 @@ class Log:
 
     def set_level(self, level: str) -> None:
         self.level = level
-        syslog.setlogmask(syslog.LOG_UPTO(_PRIORITIES[level]))
 
     def debug(self, message: str) -> None:
         self._emit("debug", message)
@@ -69,19 +79,72 @@ class Log:
     def error(self, message: str) -> None:
         self._emit("error", message)
 
-    def _emit(self, level: str, message: str) -> None:
-        """Never raises: a log that cannot be written must not stop a run
-        half-way through its kill phase."""
+    def record(self, level: str, message: str) -> None:
+        """A line of the record of what was done (a signal, a bail-out): sent
+        at its own priority, whatever debuglevel says."""
+        self._emit(level, message, always=True)
+
+    def _emit(self, level: str, message: str, always: bool = False) -> None:
+        """Never raises, never waits for syslog longer than SYSLOG_WAIT_SECONDS:
+        a log that cannot be written must not stop a run half-way through its
+        kill phase."""
+        if not always and _PRIORITIES[level] > _PRIORITIES[self.level]:
+            return
         line = " ".join(message.split("\n")).encode("utf-8", "backslashreplace").decode("utf-8")
-        try:
-            syslog.syslog(_PRIORITIES[level], line)
-        except (OSError, ValueError):
-            self.to_stderr = True
-        if self.to_stderr and _PRIORITIES[level] <= _PRIORITIES[self.level]:
+        if self.syslog is not None:
             try:
-                print(f"leftover: {level}: {line}", file=sys.stderr, flush=True)
-            except (OSError, ValueError, AttributeError):
-                self.to_stderr = False
+                delivered = self.syslog.send(_PRIORITIES[level], line, SYSLOG_WAIT_SECONDS)
+            except Exception:  # noqa: BLE001 - whatever syslog(3) raised, the line goes to stderr
+                self.to_stderr = True
+            else:
+                if not delivered:
+                    self.syslog = None  # its thread may hold syslog(3)'s lock for ever
+                    self.to_stderr = True
+                    self._print(
+                        "warning",
+                        f"syslog at {self.dev_log} accepted no line within {SYSLOG_WAIT_SECONDS:g}s (its reader is stuck "
+                        "or its queue full); logging to stderr only for the rest of this run",
+                    )
+        if self.to_stderr:
+            self._print(level, line)
+
+    def _print(self, level: str, line: str) -> None:
+        try:
+            print(f"leftover: {level}: {line}", file=sys.stderr, flush=True)
+        except (OSError, ValueError, AttributeError):
+            self.to_stderr = False
+
+
+class _Sender:
+    """syslog(3) in a thread of its own: a receiver that stops reading blocks
+    that thread, never the run. Started with the first line."""
+
+    def __init__(self, deliver: Callable[[int, str], None]) -> None:
+        self.deliver = deliver
+        self.lines: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+
+    def send(self, priority: int, line: str, seconds: float) -> bool:
+        """Whether line was handed to syslog(3) within seconds; raises what it raised."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._deliver_each, name="leftover-syslog", daemon=True)
+            self.thread.start()
+        done, failure = threading.Event(), []
+        self.lines.put((priority, line, done, failure))
+        if not done.wait(seconds):
+            return False
+        if failure:
+            raise failure[0]
+        return True
+
+    def _deliver_each(self) -> None:
+        while True:
+            priority, line, done, failure = self.lines.get()
+            try:
+                self.deliver(priority, line)
+            except Exception as error:  # noqa: BLE001 - handed back to the caller, which never raises
+                failure.append(error)
+            done.set()
 
 
 def _unreachable(dev_log: str) -> str | None:

@@ -4,24 +4,58 @@ watch a fleet of nodes, including the ones whose runs keep failing closed.
 render() is pure: a finished RunReport in, Prometheus text out. write() puts
 the text in place atomically (a temporary file in the same directory, then
 rename), so the collector never reads half a file.
+
+It runs as root in a directory that a site chose, so it must never follow
+anything another account controls: the directory is reached from / one
+component at a time, following only links owned by root (or this user), and
+every directory on the way must be root's (or this user's) and writable by
+nobody else (a sticky directory such as /tmp aside, except the last). Everything after that
+happens relative to the directory's descriptor: the temporary file is created
+exclusively and never through a link, its mode set through its descriptor,
+and it is renamed within the directory. The previous file is read only if it
+is a regular file, and only its first METRICS_READ_LIMIT bytes.
 """
 
 import os
 import re
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 
 from leftover.act import Result
 
 _LAST_SUCCESS = re.compile(r"^leftover_last_success_timestamp_seconds (\d+(?:\.\d+)?)$", re.M)
+METRICS_READ_LIMIT = 64 * 1024
+MAX_LINKS = 40  # as the kernel's own limit on links in one path
+_OPEN_DIRECTORY = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class MetricsError(Exception):
+    """The metrics file was not written; the message says why in one line."""
 
 
 def previous_success(path: Path) -> float | None:
-    """The last success recorded in an earlier run's file, if any."""
+    """The last success recorded in an earlier run's file, if any: None when
+    the directory is not trusted, or the file is not a regular file."""
     try:
-        match = _LAST_SUCCESS.search(path.read_text(encoding="utf-8", errors="replace"))
+        directory = _open_trusted_directory(path.parent)
+    except MetricsError:
+        return None
+    try:
+        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=directory)
     except OSError:
         return None
+    finally:
+        os.close(directory)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = os.read(fd, METRICS_READ_LIMIT)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    match = _LAST_SUCCESS.search(raw.decode("utf-8", errors="replace"))
     return float(match.group(1)) if match else None
 
 
@@ -58,15 +92,99 @@ def render(report, finished_at: float, last_success: float | None) -> str:
 
 
 def write(path: Path, text: str) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Replace path with text, atomically; MetricsError if it cannot."""
+    directory = _open_trusted_directory(path.parent)
+    temporary = f".{path.name}.{secrets.token_hex(8)}"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as handle:
+                handle.write(text)
+            os.fchmod(fd, 0o644)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+    except OSError as error:
+        _remove(temporary, directory)
+        raise MetricsError(error.strerror or str(error)) from None
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        _remove(temporary, directory)
         raise
+    finally:
+        os.close(directory)
+
+
+def _remove(name: str, directory: int) -> None:
+    try:
+        os.unlink(name, dir_fd=directory)
+    except OSError:
+        pass
+
+
+def _open_trusted_directory(path: Path) -> int:
+    """A descriptor of the directory at path, reached from / one component at
+    a time, following only links that root (or this user) owns in directories
+    already checked; MetricsError if any directory or link on the way could be
+    changed by someone other than root or this user."""
+    trusted = {0, os.geteuid()}
+    pending = [name for name in os.path.abspath(path).split("/") if name]
+    walked, links = Path("/"), 0
+    try:
+        fd = os.open("/", _OPEN_DIRECTORY)
+    except OSError as error:
+        raise MetricsError(f"cannot open /: {error.strerror}") from None
+    try:
+        _check_directory(fd, walked, trusted, last=not pending)
+        while pending:
+            name = pending.pop(0)
+            try:
+                next_fd = os.open(name, _OPEN_DIRECTORY, dir_fd=fd)
+            except NotADirectoryError:
+                target = _trusted_link(fd, walked / name, name, trusted)
+                links += 1
+                if links > MAX_LINKS:
+                    raise MetricsError(f"too many symbolic links on the way to {path}") from None
+                if target.startswith("/"):
+                    root = os.open("/", _OPEN_DIRECTORY)
+                    os.close(fd)
+                    fd, walked = root, Path("/")
+                pending[:0] = [part for part in target.split("/") if part and part != "."]
+                _check_directory(fd, walked, trusted, last=not pending)
+                continue
+            except OSError as error:
+                raise MetricsError(f"cannot open directory {walked / name}: {error.strerror}") from None
+            os.close(fd)
+            fd, walked = next_fd, (walked.parent if name == ".." else walked / name)
+            _check_directory(fd, walked, trusted, last=not pending)
+    except OSError as error:
+        os.close(fd)
+        raise MetricsError(f"cannot check directory {walked}: {error.strerror}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _trusted_link(directory: int, path: Path, name: str, trusted: set[int]) -> str:
+    """The target of the link name in directory, if a trusted account owns it."""
+    try:
+        info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+        if not stat.S_ISLNK(info.st_mode):
+            raise MetricsError(f"{path} is not a directory")
+        if info.st_uid not in trusted:
+            raise MetricsError(f"symbolic link {path} is owned by uid {info.st_uid}, not root")
+        return os.readlink(name, dir_fd=directory)
+    except OSError as error:
+        raise MetricsError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _check_directory(fd: int, path: Path, trusted: set[int], last: bool) -> None:
+    info = os.fstat(fd)
+    if info.st_uid not in trusted:
+        raise MetricsError(f"directory {path} is owned by uid {info.st_uid}, not root")
+    sticky = bool(info.st_mode & stat.S_ISVTX)
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and (last or not sticky):
+        raise MetricsError(f"directory {path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})")
 
 
 def _number(value: float) -> str:

@@ -25,7 +25,16 @@ class Process(NamedTuple):
     uids are (real, effective, saved, filesystem). start_ticks is field 22 of
     /proc/[pid]/stat, clock ticks since boot on CLOCK_BOOTTIME; None until read.
     job_cgroup is the Slurm job cgroup the process is in; None when it is in
-    none, or /proc/[pid]/cgroup was not read.
+    none, or /proc/[pid]/cgroup was not read. job_cgroup_uid is the user that
+    cgroup's path names (cgroup v1's uid_<N>), whoever owns the process: the
+    extern step of PrologFlags=Contain holds only root's processes.
+    userns_owner is the UID owning the outermost user namespace below the
+    initial one that the process is in (a container's user); None when it is
+    in the initial namespace, or that was not read. userns_error says why its
+    namespace could not be read, if it could not. threads is the Threads:
+    count, read only where it changes what the process is (state Z: a leader
+    whose main thread exited while other threads run shows Z); None where not
+    read.
     """
 
     pid: int
@@ -36,10 +45,26 @@ class Process(NamedTuple):
     kernel_thread: bool
     start_ticks: int | None = None
     job_cgroup: str | None = None
+    job_cgroup_uid: int | None = None
+    userns_owner: int | None = None
+    userns_error: str | None = None
+    threads: int | None = None
 
     @property
     def uid(self) -> int:
         return self.uids[0]
+
+    @property
+    def identities(self) -> tuple[int, ...]:
+        """Every UID the process counts as: its own four and, in a user
+        namespace other than the initial one, the namespace's owner."""
+        return self.uids if self.userns_owner is None else (*self.uids, self.userns_owner)
+
+    @property
+    def exited(self) -> bool:
+        """Dead, waiting for its parent to reap it: a zombie with no live
+        thread left. A zombie leader whose other threads still run is alive."""
+        return self.state in ("Z", "X") and (self.threads or 1) <= 1
 
 
 @dataclass(frozen=True)
@@ -70,7 +95,23 @@ def parse_status(pid: int, raw: bytes) -> Process:
         kernel_thread = kthread == b"1"
     else:
         raise ProcFormatError("Kthread is not 0 or 1")
-    return Process(pid, sys.intern(_unescape_name(name)), state, ppid, uids, kernel_thread)
+    threads = None
+    if state == "Z":
+        count = _field(raw, b"Threads", required=False)
+        threads = None if count is None else _decimal(count, "Threads")
+    return Process(pid, sys.intern(_unescape_name(name)), state, ppid, uids, kernel_thread, threads=threads)
+
+
+def parse_nspid(raw: bytes) -> tuple[int, ...] | None:
+    """The NSpid: line of a status file: the process's pid in each PID
+    namespace, from the one the /proc belongs to down to its own. None where
+    the kernel does not write it (before 4.1)."""
+    field = _field(raw, b"NSpid", required=False)
+    if field is None:
+        return None
+    if not field:
+        raise ProcFormatError("NSpid is empty")
+    return tuple(_decimal(word, "NSpid") for word in field.split())
 
 
 @functools.lru_cache(maxsize=4096)

@@ -23,7 +23,7 @@ class RunReport:
     dry_run: bool
     exit_code: int = 0
     bailed_out: str | None = None
-    bailed_out_label: str | None = None  # config, lock, passwd, proc, slurm, stopped, internal
+    bailed_out_label: str | None = None  # config, lock, userns, passwd, proc, slurm, stopped, internal
     stopped: str | None = None  # stopped by a signal after the kill phase began
     duration: float = 0.0
     job_source: str = "squeue"
@@ -38,7 +38,8 @@ class RunReport:
 
 
 class Describer:
-    """Names processes for people: pid, user, uid, name and age."""
+    """Names processes for people: pid, user, uid, name and age, and who owns
+    the user namespace of a process in a container."""
 
     def __init__(self, user_name: Callable[[int], str], ticks_per_second: int) -> None:
         self.user_name = user_name
@@ -52,12 +53,17 @@ class Describer:
 
     def fields(self, decision: Decision, plan: Plan) -> dict:
         process = decision.process
+        owner = process.userns_owner
         return {
             "pid": process.pid,
             "user": self.user_name(process.uid),
             "uid": process.uid,
             "uids": list(process.uids),
+            "userns_owner": None if owner is None else self.user_name(owner),
+            "userns_owner_uid": owner,
+            "userns_error": process.userns_error,
             "name": printable(process.name),
+            "state": process.state,
             "age_seconds": self.age_seconds(decision, plan),
             "reason": decision.rule.name if decision.rule else "undecided",
         }
@@ -65,7 +71,13 @@ class Describer:
     def line(self, decision: Decision, plan: Plan) -> str:
         f = self.fields(decision, plan)
         age = "?" if f["age_seconds"] is None else f"{f['age_seconds']}s"
-        return f"pid={f['pid']} user={printable(f['user'], 32)} uid={f['uid']} name='{f['name']}' age={age} reason={f['reason']}"
+        owner = "" if f["userns_owner_uid"] is None else (
+            f" userns_owner={printable(f['userns_owner'], 32)} userns_owner_uid={f['userns_owner_uid']}"
+        )
+        return (
+            f"pid={f['pid']} user={printable(f['user'], 32)} uid={f['uid']}{owner} name='{f['name']}' age={age} "
+            f"reason={f['reason']}"
+        )
 
 
 def summary(report: RunReport) -> str:
@@ -98,7 +110,9 @@ def dry_run_listing(report: RunReport, describer: Describer) -> str:
     return "\n".join(lines)
 
 
-def json_document(report: RunReport, describer: Describer) -> str:
+def json_document(report: RunReport, describer: Describer, every_process: bool = False) -> str:
+    """The run as JSON. every_process adds `processes`: every process the plan
+    holds (all but those skipped), each with the rule that decided it."""
     plan = report.plan
     results = {o.decision.process.pid: o.result.value for o in report.outcomes}
     targets = []
@@ -126,4 +140,6 @@ def json_document(report: RunReport, describer: Describer) -> str:
         "judged": [describer.fields(d, plan) for d in plan.judged()] if plan else [],
         "targets": targets,
     }
+    if every_process:
+        document["processes"] = [describer.fields(d, plan) for d in plan.decisions] if plan else []
     return json.dumps(document, indent=2, sort_keys=False)

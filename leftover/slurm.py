@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from leftover.squeue import SlurmOutputError, parse_job_uids, parse_node_names
+from leftover.squeue import SlurmOutputError, node_list, node_name, parse_job_uids, parse_node_names
 
 SLURM_PREFIXES = (Path("/usr/bin"), Path("/usr/local/bin"), Path("/opt/slurm/bin"))
 _KEPT_ENVIRONMENT = ("SLURM_CONF", "PATH", "HOME", "TZ")
@@ -55,17 +55,17 @@ def find_squeue(configured: Path | None) -> Path:
 def node_names(squeue: Path, timeout: float) -> tuple[str, ...]:
     """The Slurm node names this host serves, from `scontrol show aliases` (read
     from slurm.conf, no controller involved) beside squeue; the short host name
-    when scontrol is missing or names no node."""
+    when scontrol is missing or names no node (it prints nothing for a host
+    that slurm.conf does not list), if that is a valid node name. Never empty."""
     scontrol = squeue.parent / "scontrol"
-    if os.access(scontrol, os.X_OK):
-        output = _run([str(scontrol), "show", "aliases"], timeout)
-        try:
-            names = parse_node_names(output)
-        except SlurmOutputError as error:
-            raise SlurmError(str(error)) from None
-        if names:
-            return names
-    return (socket.gethostname().split(".")[0],)
+    try:
+        if os.access(scontrol, os.X_OK):
+            names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout))
+            if names:
+                return names
+        return (node_name(socket.gethostname().split(".")[0], "no node name from scontrol, and the host name is"),)
+    except SlurmOutputError as error:
+        raise SlurmError(str(error)) from None
 
 
 def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery:
@@ -73,7 +73,7 @@ def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery
     suspended, completing, ...) on the given nodes, in every partition."""
     started = time.monotonic()
     output = _run(
-        [str(squeue), "--noheader", "--all", "--format=%U", "--nodelist=" + ",".join(names)],
+        [str(squeue), "--noheader", "--all", "--format=%U", "--nodelist=" + _node_list(names)],
         timeout,
     )
     try:
@@ -81,6 +81,13 @@ def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery
     except SlurmOutputError as error:
         raise SlurmError(str(error)) from None
     return JobQuery(uids, names, time.monotonic() - started)
+
+
+def _node_list(names: tuple[str, ...]) -> str:
+    try:
+        return node_list(names)
+    except SlurmOutputError as error:
+        raise SlurmError(str(error)) from None
 
 
 def _run(argv: list[str], timeout: float) -> str:

@@ -1,40 +1,111 @@
-"""Looking at the node: a /proc tree read into a Plan, one file at a time and
-only where that file can still change a verdict.
+"""Looking at the node: a /proc tree read into a Plan, each file of a process
+at most once per look and only where it can still change a verdict.
 
-Every status is read; a process's cgroup only when neither its status nor a
-slurmstepd ancestor already decided it; its stat (start time) only when the
-job answer is all that is left to decide it. On an idle node, or one whose
-user processes all live under slurmstepd, that is one file per process.
+look() is a run's first look. Every status is read; a process's cgroup only
+when neither its status nor a slurmstepd ancestor decided it, and then also
+the cgroups of root's slurmstepd processes and their root children, whose
+cgroup v1 path names the job's user; its user namespace only when its cgroup
+did not decide it either; its stat (start time) only when the job
+answer is already in hand and is all that is left to decide it. On an idle
+node, or one whose user processes all live under slurmstepd, that is one file
+per process.
+
+look_again() follows a Slurm answer. It reads the start time of each process
+the first look left undecided, and reads in full only the processes that
+started since the first look began (a new pid, or an old pid now naming a
+newcomer): they may be a job's, and so evidence for their user. What the
+first look decided stands (leftover.decide keeps that rule).
+
 It signals nothing and asks no one; errors are ProcError from leftover.scan.
 """
 
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from leftover.decide import Facts, Plan, decide
-from leftover.scan import Scan, scan_statuses, with_job_cgroups, with_start_times
+from leftover.decide import SLURMSTEPD, Facts, Plan, decide
+from leftover.scan import (
+    Scan,
+    boottime_ticks,
+    list_pids,
+    scan_statuses,
+    statuses_of,
+    with_job_cgroups,
+    with_start_times,
+    with_userns_owners,
+)
 
 
 @dataclass(frozen=True)
 class Survey:
     plan: Plan
     scan: Scan
+    began_ticks: int  # CLOCK_BOOTTIME ticks, read before the look's first file
 
 
-def survey(proc_root: Path, facts: Facts) -> Survey:
+def look(proc_root: Path, facts: Facts) -> Survey:
     """Read proc_root and decide. Without an answer in facts, the plan's
     undecided processes are those the node cannot judge by itself."""
+    began = boottime_ticks()
+    plan, scan = _judged(proc_root, scan_statuses(proc_root), facts)
+    return Survey(plan, scan, began)
+
+
+def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
+    """The first look brought up to date for facts, which carry the answer."""
+    listed = frozenset(list_pids(proc_root))
+    seen = _pids(first.scan.processes) | {s.pid for s in first.scan.skipped}
+    undecided = _pids(first.plan.undecided) & listed
+    timed = with_start_times(proc_root, first.scan, undecided)
+    kept, newcomers = [], set(listed - seen)
+    for process in timed.processes:
+        if process.pid not in listed:
+            continue  # gone since the first look
+        if process.start_ticks is not None and process.start_ticks >= first.began_ticks:
+            newcomers.add(process.pid)  # the pid now names a process the first look never saw
+        else:
+            kept.append(process)
+    fresh = statuses_of(proc_root, sorted(newcomers))
+    scan = Scan(tuple(sorted(kept + list(fresh.processes), key=_pid)), timed.skipped + fresh.skipped)
+    plan = first.plan
+    if fresh.processes:
+        plan = decide(scan.processes, replace(facts, answer=None), plan)
+        unsettled = _pids(plan.undecided) & newcomers
+        scan = with_job_cgroups(proc_root, scan, unsettled | (_slurms_own(plan) & newcomers))
+        scan = with_userns_owners(proc_root, scan, unsettled)
+        scan = with_start_times(proc_root, scan, unsettled)
+    return Survey(decide(scan.processes, facts, plan), scan, first.began_ticks)
+
+
+def _judged(proc_root: Path, scan: Scan, facts: Facts):
+    """Decide scan; for what stays undecided read cgroups, then (with an
+    answer in facts) start times, judging again only what is still open."""
     unanswered = replace(facts, answer=None)
-    scan = scan_statuses(proc_root)
     plan = decide(scan.processes, unanswered)
     if plan.undecided:
-        scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided))
-        plan = decide(scan.processes, unanswered)
-    if facts.answer is None:
-        return Survey(plan, scan)
+        scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided) | _slurms_own(plan))
+        plan = decide(scan.processes, unanswered, plan)
+    if plan.undecided:
+        scan = with_userns_owners(proc_root, scan, _pids(plan.undecided))
+        plan = decide(scan.processes, unanswered, plan)
+    if facts.answer is None or not plan.undecided:
+        return plan, scan
     scan = with_start_times(proc_root, scan, _pids(plan.undecided))
-    return Survey(decide(scan.processes, facts), scan)
+    return decide(scan.processes, facts, plan), scan
+
+
+def _pid(process) -> int:
+    return process.pid
 
 
 def _pids(processes) -> frozenset[int]:
     return frozenset(p.pid for p in processes)
+
+
+def _slurms_own(plan: Plan) -> frozenset[int]:
+    """Root's slurmstepd processes and root's processes below one (the extern
+    step's sleep): a system account decides them, but on cgroup v1 their job
+    cgroup names the job's user, which can spare an undecided process."""
+    return frozenset(
+        p.pid for p in plan.processes
+        if p.uid == 0 and not p.kernel_thread and (p.name == SLURMSTEPD or p.pid in plan.facts.local.pids)
+    )

@@ -1,6 +1,7 @@
 """The Actor against real processes: children of the test, signalled for real."""
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from leftover import act
 from leftover.act import Actor, KillPhaseStopped, Result
 from leftover.decide import RULES, Decision
 from leftover.interrupt import stop_signals_raise
-from leftover.scan import read_identity
+from leftover.scan import ProcError, read_identity
 
 TARGET_RULE = RULES[-1]
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)"
@@ -182,6 +184,35 @@ def test_a_process_that_turned_zombie_after_the_plan_is_gone_not_signalled(child
     child.wait()
 
 
+# The main thread ends with a raw exit(2) (SYS_exit, 60 on x86-64), not the
+# whole group's exit_group: the kernel then shows the leader as Z while the
+# other thread runs on.
+MAIN_THREAD_EXITS = (
+    "import ctypes, threading, time; threading.Thread(target=time.sleep, args=(600,)).start(); "
+    "print('ready', flush=True); ctypes.CDLL(None).syscall(60, 0)"
+)
+
+
+def zombie_leader(children) -> subprocess.Popen:
+    child = start(MAIN_THREAD_EXITS)
+    children.append(child)
+    while (now := read_identity(Path("/proc"), child.pid)).state != "Z":
+        time.sleep(0.01)
+    assert now.threads == 2 and not now.exited
+    return child
+
+
+@pytest.mark.parametrize("pidfds", [True, False], ids=["pidfd", "start-time-fallback"])
+def test_a_zombie_leader_with_a_live_thread_is_signalled_not_taken_for_gone(children, pidfds):
+    child = zombie_leader(children)
+    said = Said()
+    worker = actor(said)
+    worker.pidfds = pidfds
+    assert [o.result for o in worker.carry_out([planned(child)], grace_seconds=5)] == [Result.TERMINATED]
+    assert reaped(child) == -signal.SIGTERM
+    assert f"sent SIGTERM to pid={child.pid}" in said.text()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing UID needs root")
 def test_a_process_that_changed_its_uid_after_the_plan_is_left_alone(children):
     code = ("import os, sys; print('ready', flush=True); sys.stdin.readline(); os.setresuid(3002, 3002, 3002); "
@@ -245,4 +276,35 @@ def test_without_pidfds_a_uid_change_during_the_grace_is_reported_as_changed(chi
     worker = actor(Said())
     worker.pidfds = False
     assert [o.result for o in worker.carry_out([planned(child)], grace_seconds=1)] == [Result.CHANGED]
+    assert child.poll() is None
+
+
+def test_many_more_targets_than_open_files_are_all_checked_and_signalled(children):
+    """No descriptor is held per target: a plan many times larger than the
+    open-file limit is carried out whole, none left unchecked."""
+    sleepers = [subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL) for _ in range(300)]
+    children.extend(sleepers)
+    decisions = [Decision(read_identity(Path("/proc"), s.pid), TARGET_RULE) for s in sleepers]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        outcomes = actor(Said()).carry_out(decisions, grace_seconds=5)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [o.result for o in outcomes] == [Result.TERMINATED] * len(sleepers)
+    assert {reaped(s) for s in sleepers} == {-signal.SIGTERM}
+
+
+def test_a_target_that_cannot_be_checked_is_unchecked_not_changed(children, monkeypatch):
+    child = start()
+    children.append(child)
+    decision = planned(child)
+
+    def unreadable(proc_root, pid):
+        raise ProcError(f"cannot read {proc_root}/{pid}/status: Too many open files")
+
+    monkeypatch.setattr(act, "read_identity", unreadable)
+    outcomes = actor(Said()).carry_out([decision], grace_seconds=1)
+    assert [(o.result, o.detail) for o in outcomes] == [(Result.UNCHECKED, f"cannot read /proc/{child.pid}/status: Too many open files")]
     assert child.poll() is None

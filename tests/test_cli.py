@@ -3,13 +3,17 @@ not signal is checked with an Actor that records any attempt."""
 
 import json
 import os
+import shutil
 
 import pytest
 
 from leftover import cli
-from leftover.act import Actor
+from leftover.act import NOT_CARRIED_OUT, Actor, Result
+from leftover.decide import Facts, JobAnswer, decide
 from leftover.lock import take_lock
-from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
+from leftover.process import Process
+from leftover.report import Describer
+from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC, REPO
 from tests.faults import FAULTY_SQUEUES, config, faulty_squeue
 
 
@@ -252,7 +256,151 @@ def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signall
     def broken(*_):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "survey", broken)
+    monkeypatch.setattr(cli, "look", broken)
     code, report = run(capsys, "--dry-run")
     assert code == 1 and signalled == []
     assert report["bailed_out"] == "internal error (RuntimeError: a bug)" and report["bailed_out_reason"] == "internal"
+
+
+def outcomes_of(*results):
+    """An Actor that reports results for the plan's targets, in order."""
+    from leftover.act import Outcome
+
+    def carry_out(self, targets, grace):
+        return [Outcome(d, r, "cannot open a pidfd: Too many open files" if r in NOT_CARRIED_OUT else "")
+                for d, r in zip(targets, results, strict=True)]
+
+    return carry_out
+
+
+def test_a_run_that_could_check_no_target_exits_1_and_names_them(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(Actor, "carry_out", outcomes_of(Result.UNCHECKED, Result.UNCHECKED, Result.FAILED))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 1 and report["bailed_out_reason"] == "unchecked"
+    assert report["bailed_out"] == (
+        "3 of 3 target(s) could not be checked or signalled and were left alone "
+        "(pids 1202,1203,1207; unchecked: cannot open a pidfd: Too many open files)"
+    )
+
+
+def test_a_run_that_signalled_some_targets_but_not_others_exits_3(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(Actor, "carry_out", outcomes_of(Result.TERMINATED, Result.UNCHECKED, Result.GONE))
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 3 and report["stopped"].startswith("1 of 3 target(s) could not be checked or signalled and were left alone (pids 1203;")
+    assert [t["result"] for t in report["targets"]] == ["terminated", "unchecked", "gone"]
+
+
+def test_targets_that_changed_or_exited_are_a_completed_run(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(Actor, "carry_out", outcomes_of(Result.CHANGED, Result.GONE, Result.KILLED))
+    code, _ = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 0
+
+
+def test_system_uid_ranges_from_the_config_steer_the_system_account_rule(capsys, signalled, tmp_path):
+    """bob (2002) named as a system account range: his processes are no longer targets."""
+    squeue = EXAMPLE_NODE / "squeue"
+    conf = config(tmp_path, json.dumps({"protected_users": ["slurm", "dave"], "squeue": str(squeue),
+                                        "system_uid_ranges": [[2002, 2002]]}))
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and signalled == []
+    assert [t["pid"] for t in report["targets"]] == [1207]
+
+
+def fake_slurm(directory, scontrol: str):
+    """A squeue that would answer, beside an scontrol that prints the given text."""
+    (directory / "squeue").write_text("#!/bin/sh\necho 2001\n")
+    (directory / "squeue").chmod(0o755)
+    (directory / "scontrol").write_text(f"#!/bin/sh\nprintf '%s' '{scontrol}'\n")
+    (directory / "scontrol").chmod(0o755)
+    return config(directory, json.dumps({"squeue": str(directory / "squeue")}))
+
+
+@pytest.mark.parametrize("host", ["", ".example.org", "node[1-2]", "-w", "x,y"])
+def test_no_node_from_scontrol_and_an_unusable_host_name_bails_out(capsys, signalled, tmp_path, monkeypatch, host):
+    """scontrol show aliases prints nothing (exit 0) for a host slurm.conf does
+    not list; a host name that is no node name is never sent to squeue."""
+    monkeypatch.setattr("socket.gethostname", lambda: host)
+    conf = fake_slurm(tmp_path, "")
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == [] and report["targets"] == []
+    assert "not a node name leftover can use" in report["bailed_out"]
+    assert "\n" not in report["bailed_out"]
+
+
+def test_no_node_from_scontrol_falls_back_to_a_valid_short_host_name(capsys, signalled, tmp_path, monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "node7.cluster.example.org")
+    code, report = run(capsys, "--dry-run", config_path=fake_slurm(tmp_path, ""))
+    assert code == 0 and report["node_names"] == ["node7"]
+
+
+def test_a_process_whose_namespace_cannot_be_read_is_left_alone_and_named(capsys, signalled, tmp_path):
+    """A fake tree cannot answer the namespace ioctls: bob's container process
+    (pid 1401 of fixtures/userns-node) is left alone with a warning, and the
+    rest of the node is judged as usual."""
+    proc = tmp_path / "proc"
+    shutil.copytree(EXAMPLE_PROC, proc, symlinks=True)
+    shutil.copytree(REPO / "fixtures" / "userns-node" / "proc" / "1401", proc / "1401", symlinks=True)
+    code = cli.main(["--no-splay", "--json", "--verbose", "--config", str(EXAMPLE_NODE / "leftover.conf"), "--proc", str(proc),
+                     "--passwd", str(EXAMPLE_NODE / "passwd"), "--lock-file", str(tmp_path / "lock")])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 0
+    assert [[d.process.pid for d in targets] for targets in signalled] == [[1202, 1203, 1207]]
+    (entry,) = [j for j in report["judged"] if j["pid"] == 1401]
+    assert entry["reason"] == "userns-unreadable" and entry["uid"] == 101000
+    assert entry["userns_error"] == "ns/user cannot be opened: No such file or directory"
+    assert report["reasons"]["userns-unreadable"] == 1
+    (warning,) = [line for line in captured.err.splitlines() if "pid=1401 " in line]
+    assert "uid=101000" in warning and warning.endswith(
+        "left alone, its user namespace cannot be read (ns/user cannot be opened: No such file or directory)")
+
+
+def test_lines_and_json_name_the_owner_of_a_container_process():
+    process = Process(pid=1401, name="sleep", state="S", ppid=1, uids=(101000,) * 4, kernel_thread=False, start_ticks=50,
+                      userns_owner=2002)
+    facts = Facts(min_uid=1000, protected_uids=frozenset(), answer=JobAnswer(frozenset(), 150))
+    plan = decide([process], facts)
+    describer = Describer({2002: "bob", 101000: "?"}.get, 100)
+    (target,) = plan.targets
+    assert describer.line(target, plan) == (
+        "pid=1401 user=? uid=101000 userns_owner=bob userns_owner_uid=2002 name='sleep' age=1s reason=no-job-on-node"
+    )
+    fields = describer.fields(target, plan)
+    assert (fields["userns_owner"], fields["userns_owner_uid"], fields["userns_error"]) == ("bob", 2002, None)
+
+
+def test_one_process_whose_cgroup_cannot_be_read_is_spared_and_the_run_goes_on(capsys, signalled, tmp_path):
+    proc = tmp_path / "proc"
+    shutil.copytree(EXAMPLE_PROC, proc, symlinks=True)
+    (proc / "1202" / "cgroup").unlink()
+    (proc / "1202" / "cgroup").mkdir()  # reads fail (EISDIR), as ENAMETOOLONG, EIO or EACCES would
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), "--proc", str(proc))
+    assert code == 0
+    assert [[d.process.pid for d in targets] for targets in signalled] == [[1207]]  # bob's 1202 and 1203 spared
+    assert {"pid": 1202, "why": "cgroup unreadable: Is a directory; taken to be a job's, so its UIDs are spared"} in report["skipped"]
+
+
+def test_json_all_lists_every_process_with_the_rule_that_decided_it(capsys, signalled):
+    code, report = run(capsys, "--dry-run", "--all")
+    reasons = {entry["pid"]: entry["reason"] for entry in report["processes"]}
+    assert code == 0 and len(reasons) == report["scanned"] == 11
+    assert reasons[1] == "system-account" and reasons[7] == "kernel-thread" and reasons[1208] == "zombie"
+    assert reasons[1201] == "in-job-cgroup" and reasons[1202] == "no-job-on-node"
+    assert {entry["pid"] for entry in report["judged"]} < set(reasons)  # the judged list is kept as it was
+    assert [entry["state"] for entry in report["processes"] if entry["pid"] == 1208] == ["Z"]
+
+
+def test_all_without_json_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--dry-run", "--all"])
+    assert exit_.value.code == 2 and "--all needs --json" in capsys.readouterr().err
+
+
+def test_a_real_run_whose_proc_is_another_pid_namespaces_signals_nothing(capsys, signalled, tmp_path, monkeypatch):
+    (tmp_path / "proc" / "4242").mkdir(parents=True)
+    (tmp_path / "proc" / "self").symlink_to("4242")  # the host's /proc seen from a PID namespace
+    monkeypatch.setattr(cli, "OWN_PROC", tmp_path / "proc")
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 1 and signalled == [] and report["bailed_out_reason"] == "proc"
+    assert report["bailed_out"] == (f"{tmp_path}/proc is not this PID namespace's: it calls this process 4242, "
+                                    f"not {os.getpid()}; its pids would name other processes")

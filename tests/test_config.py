@@ -39,6 +39,21 @@ def test_uids_and_names_both_accepted():
     assert parse({"protected_users": ["carol", 3005]}).protected_users == ("carol", 3005)
 
 
+def test_system_accounts_above_min_uid_are_protected_out_of_the_box():
+    """systemd.io's UIDS-GIDS: homed 60001-60513, DynamicUser= 61184-65519,
+    nobody 65534 (and 65535); beside them (uid_t)-2."""
+    ranges = parse({}).system_uid_ranges
+    for uid in (60001, 60513, 61184, 64030, 65519, 65534, 65535, 4294967294):
+        assert any(low <= uid <= high for low, high in ranges), uid
+    for uid in (1000, 60000, 60514, 61183, 65520, 65536, 4294967293):
+        assert not any(low <= uid <= high for low, high in ranges), uid
+
+
+def test_system_uid_ranges_replace_the_built_in_ones():
+    assert parse({"system_uid_ranges": [[65534, 65534], [70000, 70010]]}).system_uid_ranges == ((65534, 65534), (70000, 70010))
+    assert parse({"system_uid_ranges": []}).system_uid_ranges == ()
+
+
 def test_relative_squeue_is_relative_to_the_config_file():
     assert parse({"squeue": "bin/squeue"}).squeue == Path("/etc/bin/squeue")
     assert parse({"squeue": "/opt/slurm/bin/squeue"}).squeue == Path("/opt/slurm/bin/squeue")
@@ -65,6 +80,17 @@ def test_relative_squeue_is_relative_to_the_config_file():
         ({"metrics_file": 3}, "must be a path"),
         ({"job_source": "slurmdbd"}, "must be one of"),
         ({"squeue_timeout": 0}, "between"),
+        ({"system_uid_ranges": [60001, 60513]}, "not a .low, high. pair"),
+        ({"system_uid_ranges": {"60001": 60513}}, "must be a list"),
+        ({"system_uid_ranges": [[1, 2, 3]]}, "not a .low, high. pair"),
+        ({"system_uid_ranges": [[5]]}, "not a .low, high. pair"),
+        ({"system_uid_ranges": [[2, 1]]}, "low above high"),
+        ({"system_uid_ranges": [[-1, 5]]}, "not a valid UID"),
+        ({"system_uid_ranges": [[1, 4294967295]]}, "not a valid UID"),
+        ({"system_uid_ranges": [[1.0, 5]]}, "not a valid UID"),
+        ({"system_uid_ranges": [[True, 5]]}, "not a valid UID"),
+        ({"system_uid_ranges": [["60001", 60513]]}, "not a valid UID"),
+        ({"system_uid_ranges": [[1, 2]] * 1001}, "at most 1000"),
     ],
 )
 def test_bad_values_are_config_errors(document, message):

@@ -16,8 +16,9 @@ ANSWER = JobAnswer(job_uids=frozenset({2001}), asked_at_ticks=ASKED_AT)
 ANSWERED = replace(FACTS, answer=ANSWER)
 
 
-def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000) -> Process:
-    return Process(pid=pid, name="p", state=state, ppid=1, uids=tuple(uids), kernel_thread=kernel_thread, start_ticks=start_ticks)
+def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000, owner=None, threads=None) -> Process:
+    return Process(pid=pid, name="p", state=state, ppid=1, uids=tuple(uids), kernel_thread=kernel_thread, start_ticks=start_ticks,
+                   userns_owner=owner, threads=threads)
 
 
 def reason(p: Process, facts: Facts = ANSWERED) -> str | None:
@@ -70,9 +71,13 @@ def test_rule_names_are_unique():
         (process(kernel_thread=True, uids=(2002,) * 4), "kernel-thread"),
         (process(state="Z"), "zombie"),
         (process(state="X"), "zombie"),
+        (process(state="Z", threads=1), "zombie"),
+        (process(state="Z", threads=3), "no-job-on-node"),  # main thread exited, others run: alive
+        (process(state="Z", threads=3, uids=(0,) * 4), "system-account"),
         (process(uids=(0, 0, 0, 0)), "system-account"),
         (process(uids=(2002, 2002, 2002, 999)), "system-account"),
-        (process(uids=(2002, 64030, 2002, 2002)), "protected-user"),
+        (process(uids=(2002, 2004, 2002, 2002)), "protected-user"),
+        (process(uids=(2002, 64030, 2002, 2002)), "system-account"),  # Debian's slurm, in DynamicUser='s range
         (process(uids=(2002, 2002, 2001, 2002)), "job-on-node"),
         (process(start_ticks=None), "start-time-unknown"),
         (process(start_ticks=ASKED_AT), "started-after-slurm-answer"),
@@ -86,7 +91,7 @@ def test_each_rule(candidate, expected):
 
 def test_first_matching_rule_wins():
     assert reason(process(state="Z", uids=(0,) * 4)) == "zombie"
-    assert reason(process(uids=(64030, 2001, 2001, 2001))) == "protected-user"
+    assert reason(process(uids=(2004, 2001, 2001, 2001))) == "protected-user"
 
 
 def test_min_uid_is_a_setting():
@@ -165,3 +170,71 @@ def test_a_deep_process_chain_is_walked_to_its_slurmstepd():
     chain += [process(pid=11 + i, uids=(3001,) * 4)._replace(ppid=10 + i) for i in range(depth)]
     plan = decide(chain, FACTS)
     assert plan.local_job_processes() == depth
+
+
+def test_a_root_process_in_a_v1_job_cgroup_is_evidence_for_the_user_its_path_names():
+    """The extern step of PrologFlags=Contain holds only root's processes; on
+    cgroup v1 their path names the job's user, whose other processes it spares."""
+    extern_sleep = process(pid=40, uids=(0,) * 4)._replace(
+        job_cgroup="/slurm_vm/uid_3001/job_31/step_extern", job_cgroup_uid=3001)
+    session, other = process(pid=41, uids=(3001,) * 4), process(pid=42, uids=(3002,) * 4)
+    plan = decide([extern_sleep, session, other], FACTS)
+    assert 3001 in plan.facts.local.uids
+    assert [d.rule.name if d.rule else None for d in plan.decisions] == ["system-account", "uid-has-local-job", None]
+
+
+@pytest.mark.parametrize("uid", [60001, 60513, 61184, 65519, 65534, 4294967294])
+def test_system_accounts_above_min_uid_are_spared(uid):
+    assert reason(process(uids=(uid,) * 4)) == "system-account"
+    assert reason(process(uids=(2002, uid, 2002, 2002))) == "system-account"
+
+
+def test_system_uid_ranges_come_from_the_facts():
+    nobody = process(uids=(65534,) * 4)
+    assert reason(nobody, replace(ANSWERED, system_uid_ranges=())) == "no-job-on-node"
+    assert reason(process(uids=(70005,) * 4), replace(ANSWERED, system_uid_ranges=((70000, 70010),))) == "system-account"
+
+
+SUBORDINATE = (101000,) * 4  # a container user's UID, from an /etc/subuid range
+
+
+@pytest.mark.parametrize(
+    "candidate, expected",
+    [
+        (process(uids=SUBORDINATE, owner=2001), "job-on-node"),  # the owner has a job, says squeue
+        (process(uids=SUBORDINATE, owner=2002), "no-job-on-node"),  # the owner has none
+        (process(uids=SUBORDINATE, owner=2004), "protected-user"),
+        (process(uids=SUBORDINATE, owner=0), "system-account"),  # a rootful container with remapped UIDs
+        (process(uids=SUBORDINATE, owner=999), "system-account"),
+        (process(uids=(2001,) * 4, owner=2002), "job-on-node"),  # its own UIDs still count
+        (process(uids=(2004,) * 4, owner=2002), "protected-user"),
+        (process(uids=SUBORDINATE), "no-job-on-node"),  # in the initial namespace: only its UIDs
+    ],
+)
+def test_a_container_process_counts_as_its_namespace_owner_too(candidate, expected):
+    assert reason(candidate) == expected
+
+
+def test_an_unreadable_namespace_leaves_the_process_alone_without_asking_slurm():
+    unreadable = process(uids=SUBORDINATE)._replace(userns_error="NS_GET_PARENT failed: Permission denied")
+    plan = decide([unreadable], FACTS)
+    assert plan.undecided == () and [d.rule.name for d in plan.decisions] == ["userns-unreadable"]
+    assert reason(unreadable) == "userns-unreadable"
+
+
+def test_an_unreadable_namespace_is_named_only_when_nothing_else_spares():
+    unreadable = process(uids=(2004,) * 4)._replace(userns_error="NS_GET_PARENT failed: Permission denied")
+    assert reason(unreadable) == "protected-user"
+
+
+def test_the_owner_of_a_job_process_namespace_has_a_local_job():
+    """A job runs a container: its process in the job cgroup runs as a
+    subordinate UID, so only the namespace's owner ties the job to its user;
+    that user's container processes outside the job are spared without Slurm."""
+    in_job = process(pid=40, uids=SUBORDINATE, owner=3001)._replace(job_cgroup="/slurm/uid_3001/job_7/step_0")
+    escaped = process(pid=41, uids=(101005,) * 4, owner=3001)
+    own = process(pid=42, uids=(3001,) * 4)
+    other = process(pid=43, uids=(102000,) * 4, owner=3002)
+    plan = decide([in_job, escaped, own, other], FACTS)
+    assert 3001 in plan.facts.local.uids
+    assert [d.rule.name if d.rule else None for d in plan.decisions] == ["in-job-cgroup", "uid-has-local-job", "uid-has-local-job", None]

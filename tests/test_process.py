@@ -25,8 +25,19 @@ def test_kernel_thread_without_kthread_field_falls_back_to_kthreadd_parentage():
 
 
 def test_zombie_state():
-    assert parse_status(1208, fixture_bytes(1208, "status")).state == "Z"
+    zombie = parse_status(1208, fixture_bytes(1208, "status"))
+    assert zombie.state == "Z" and zombie.threads == 1 and zombie.exited
     assert parse_stat(fixture_bytes(1208, "stat")).state == "Z"
+
+
+def test_a_zombie_leader_whose_other_threads_run_is_not_exited():
+    leader = parse_status(1208, fixture_bytes(1208, "status").replace(b"Threads:\t1\n", b"Threads:\t3\n"))
+    assert leader.state == "Z" and leader.threads == 3 and not leader.exited
+
+
+def test_threads_are_read_only_for_a_zombie():
+    running = parse_status(1202, fixture_bytes(1202, "status"))
+    assert running.threads is None and not running.exited
 
 
 def test_all_four_uids_kept_when_real_and_effective_differ():

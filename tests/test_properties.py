@@ -100,7 +100,7 @@ def test_cgroup_parses_or_raises_its_own_error(raw):
         pass
 
 
-UID_POOL = st.sampled_from([0, 1, 999, 1000, 2001, 2002, 2003, 3001, 3002, 64030, 4294967294])
+UID_POOL = st.sampled_from([0, 1, 999, 1000, 2001, 2002, 2003, 3001, 3002, 64030, 101000, 4294967294])
 ASKED_AT = 10_000
 
 
@@ -120,6 +120,10 @@ def processes(draw):
             kernel_thread=draw(st.booleans()),
             start_ticks=draw(st.one_of(st.none(), st.integers(0, 2 * ASKED_AT))),
             job_cgroup=draw(st.one_of(st.none(), st.just("/slurm/uid_1/job_1/step_0"))),
+            job_cgroup_uid=draw(st.one_of(st.none(), UID_POOL)),
+            userns_owner=draw(st.one_of(st.none(), UID_POOL)),
+            userns_error=draw(st.one_of(st.none(), st.just("NS_GET_PARENT failed: Permission denied"))),
+            threads=draw(st.one_of(st.none(), st.integers(1, 3))),
         ))
     return made
 
@@ -139,12 +143,25 @@ def test_no_target_is_ever_protected_in_any_way(procs, facts):
     local = plan.facts.local
     for decision in plan.targets:
         p = decision.process
-        assert not p.kernel_thread and p.state not in ("Z", "X")
-        assert min(p.uids) >= facts.min_uid
-        assert not set(p.uids) & (facts.protected_uids | facts.answer.job_uids | local.uids)
+        assert not p.kernel_thread and not (p.state in ("Z", "X") and (p.threads or 1) <= 1)
+        identities = set(p.uids) | ({p.userns_owner} - {None})
+        assert min(identities) >= facts.min_uid
+        assert not identities & (facts.protected_uids | facts.answer.job_uids | local.uids)
         assert p.job_cgroup is None and p.pid not in local.pids
+        assert not set(p.uids) & {q.job_cgroup_uid for q in procs if not q.kernel_thread}
+        assert not any(low <= uid <= high for low, high in facts.system_uid_ranges for uid in p.uids)
+        assert p.userns_error is None
         assert p.start_ticks is not None and p.start_ticks < ASKED_AT
         assert decision.rule.verdict is Verdict.TARGET
+
+
+@EXAMPLES
+@given(processes(), FACTS, UID_POOL)
+def test_a_namespace_owner_never_adds_a_target(procs, facts, owner):
+    """Knowing who owns a process's namespace only ever adds an identity."""
+    before = {d.process.pid for d in decide(procs, facts).targets}
+    owned = [p._replace(userns_owner=owner) if p.userns_owner is None else p for p in procs]
+    assert {d.process.pid for d in decide(owned, facts).targets} <= before
 
 
 @EXAMPLES
@@ -161,6 +178,8 @@ def test_adding_a_job_or_a_protected_user_never_adds_a_target(procs, facts, uid)
     with_protection = replace(facts, protected_uids=facts.protected_uids | {uid})
     assert {d.process.pid for d in decide(procs, with_job).targets} <= before
     assert {d.process.pid for d in decide(procs, with_protection).targets} <= before
+    with_system_range = replace(facts, system_uid_ranges=facts.system_uid_ranges + ((uid, uid),))
+    assert {d.process.pid for d in decide(procs, with_system_range).targets} <= before
 
 
 @EXAMPLES

@@ -7,6 +7,7 @@ or the real test cluster say so and are skipped where those are missing.
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from leftover.decide import Facts, JobAnswer
 from leftover.scan import boottime_ticks
-from leftover.survey import survey
+from leftover.survey import look, look_again
 from tests.bench.faketree import write_tree
+from tests.bench.floors import floor_1, floor_2
 from tests.conftest import REPO
 
 SIZES = (1_000, 10_000, 50_000)
@@ -31,22 +33,11 @@ def row(what: str, figure: str, target: str = "") -> None:
     print(f"  {what}: {figure}", file=sys.stderr, flush=True)
 
 
-def floor(proc_root: Path) -> None:
-    """What no /proc reader can avoid: every status read once, the UID taken."""
-    for name in os.listdir(proc_root):
-        if name.isdigit():
-            try:
-                with open(os.path.join(proc_root, name, "status"), "rb") as handle:
-                    data = handle.read()
-            except OSError:
-                continue
-            start = data.find(b"\nUid:\t") + 6
-            int(data[start : data.index(b"\t", start)])
-
-
 def tool_scan(proc_root: Path, answered: bool) -> None:
-    facts = FACTS if not answered else Facts(1000, frozenset(), JobAnswer(frozenset(), boottime_ticks()))
-    survey(proc_root, facts)
+    """A run's looks: the first alone, or (when Slurm is asked) both."""
+    first = look(proc_root, FACTS)
+    if answered:
+        look_again(proc_root, first, Facts(1000, frozenset(), JobAnswer(frozenset(), boottime_ticks())))
 
 
 def best_of(function, *arguments, repeat: int = 5) -> float:
@@ -59,10 +50,16 @@ def best_of(function, *arguments, repeat: int = 5) -> float:
 
 
 def scan_rows(proc_root: Path, label: str, count: int, answered: bool) -> None:
-    base = best_of(floor, proc_root)
+    base = best_of(floor_1, proc_root)
+    careful = best_of(floor_2, proc_root)
     tool = best_of(tool_scan, proc_root, answered)
-    row(f"{label}: floor (status once, UID)", f"{base / count * 1e6:.2f} us/process")
-    row(f"{label}: leftover scan + decision", f"{tool / count * 1e6:.2f} us/process, {tool / base:.2f} x floor", "<= 1.25 x floor")
+    row(f"{label}: floor 1 (status once, UID)", f"{base / count * 1e6:.2f} us/process")
+    row(f"{label}: floor 2 (+ stat, cgroup for UID >= 1000)", f"{careful / count * 1e6:.2f} us/process, {careful / base:.2f} x floor 1")
+    if answered:
+        row(f"{label}: leftover, both looks", f"{tool / count * 1e6:.2f} us/process, {tool / base:.2f} x floor 1, "
+            f"{tool / careful:.2f} x floor 2", "<= floor 2")
+    else:
+        row(f"{label}: leftover, first look", f"{tool / count * 1e6:.2f} us/process, {tool / base:.2f} x floor 1", "<= 1.25 x floor 1")
 
 
 def peak_rss(proc_root: Path, directory: Path) -> int:
@@ -94,20 +91,101 @@ def generated_trees() -> None:
                 row(f"{size:>6} processes, {state}: peak RSS ({binary})", f"{rss / 1024:.1f} MB", "< 40 MB at 50,000")
 
 
-def real_proc(extra: int) -> None:
-    if os.geteuid() != 0:
-        row("real /proc", "skipped: needs root to start processes as a test user")
-        return
-    from tests.e2e.cluster import STRAY, ensure_users, sleeper, stop
+def whole_runs(extra: int) -> None:
+    """Whole leftover runs on the real /proc against floors run as whole
+    processes by the same interpreter, ten times each, interleaved, medians.
+    extra processes of one job user sit outside every job: in the first case
+    that user has a job process here (the node answers; Slurm is not asked),
+    in the second only an allocation with no process of theirs (Slurm must be
+    asked). Needs root, the test cluster, and the machine to itself."""
+    from tests.e2e import cluster
 
-    ensure_users()
-    print(f"real /proc with {extra} extra processes of {STRAY.name}", file=sys.stderr)
-    children = [sleeper(STRAY) for _ in range(extra)]
+    if os.geteuid() != 0 or not cluster.is_test_cluster():
+        row("whole runs on the real /proc", "skipped: needs root and the test cluster (tests/cluster/slurm-up)")
+        return
+    with cluster.holding_machine() as held:
+        if not held:
+            row("whole runs on the real /proc", f"skipped: another test session kept {cluster.MACHINE_LOCK} for an hour")
+            return
+        cluster.slurm_up_with("proctrack/linuxproc")
+        cluster.ensure_users()
+        cluster.clear_test_users()
+        with tempfile.TemporaryDirectory(prefix="leftover-bench-") as scratch:
+            conf = cluster.config(Path(scratch))
+            try:
+                job_id, _ = cluster.submit_job(cluster.JOB)
+                cluster.start_as(cluster.JOB, ["sh", "-c", f"for i in $(seq {extra}); do sleep 600 & done; wait"])
+                _wait_for_processes(cluster.JOB.uid, extra)
+                _whole_run_rows("Slurm not asked (the user has a job process here)", conf)
+                cluster.cancel(job_id)
+                _allocation_with_no_process(cluster, cluster.JOB)
+                _whole_run_rows("Slurm asked (an allocation with no process here)", conf)
+            finally:
+                cluster.clear_test_users()
+
+
+def _allocation_with_no_process(cluster, user) -> None:
+    """salloc --no-shell under proctrack/linuxproc: a running allocation on this
+    node with no process of the user's and no cgroup naming them."""
+    import grp
+
+    done = subprocess.run(["salloc", "--no-shell", "--nodes=1"], user=user.uid, group=grp.getgrnam(user.name).gr_gid,
+                          extra_groups=[], capture_output=True, text=True, check=True, cwd="/tmp")
+    job_id = int(done.stderr.split("Granted job allocation ")[1].split()[0])
+    deadline = time.monotonic() + 30
+    while cluster.job_state(job_id) != "RUNNING":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"allocation {job_id} did not start")
+        time.sleep(0.2)
+
+
+def _wait_for_processes(uid: int, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while sum(1 for name in os.listdir("/proc") if name.isdigit() and _uid_of(name) == uid) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"uid {uid} did not reach {count} processes")
+        time.sleep(0.5)
+
+
+def _uid_of(pid: str) -> int | None:
     try:
-        count = sum(1 for name in os.listdir("/proc") if name.isdigit())
-        scan_rows(Path("/proc"), f"real /proc, {count} processes ({extra} strays)", count, answered=True)
-    finally:
-        stop(children)
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _whole_run_rows(case: str, conf: Path) -> None:
+    python = os.path.realpath(sys.executable)  # not a pyenv shim: that alone costs ~100 ms
+    commands = {
+        "floor 1": [python, "-S", "-m", "tests.bench.floors", "1", "/proc"],
+        "floor 2": [python, "-S", "-m", "tests.bench.floors", "2", "/proc"],
+        "python3 -m leftover": [python, "-S", "-m", "leftover", "--dry-run", "--no-splay", "--config", str(conf)],
+    }
+    if FROZEN.exists():
+        commands["frozen binary"] = [str(FROZEN), "--dry-run", "--no-splay", "--config", str(conf)]
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(10):
+        for name, command in commands.items():
+            began = time.perf_counter()
+            subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            times[name].append(time.perf_counter() - began)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    count = sum(1 for name in os.listdir("/proc") if name.isdigit())
+    row(f"whole run, {count} processes, {case}: floor 1", f"{median['floor 1'] * 1000:.0f} ms")
+    row(f"whole run, {count} processes, {case}: floor 2", f"{median['floor 2'] * 1000:.0f} ms, "
+        f"{median['floor 2'] / median['floor 1']:.2f} x floor 1")
+    asked = case.startswith("Slurm asked")
+    target = "<= floor 2 and <= 1.4-1.9 x floor 1 (scicomp-leftover)" if asked else "<= 1.25 x floor 1"
+    for name in commands:
+        if name.startswith("floor"):
+            continue
+        row(f"whole run, {count} processes, {case}: {name}",
+            f"{median[name] * 1000:.0f} ms, {median[name] / median['floor 1']:.2f} x floor 1, "
+            f"{median[name] / median['floor 2']:.2f} x floor 2", target)
 
 
 def startup() -> None:
@@ -199,12 +277,27 @@ def _job_info_stats() -> tuple[int, int]:
     return 0, 0
 
 
+def node_table() -> None:
+    """The price of squeue's --nodelist: slurmctld's node-table RPC as the table grows."""
+    from tests.bench.node_table import rpc_times
+
+    if os.geteuid() != 0 or not shutil.which("slurmctld"):
+        row("node-table RPC", "skipped: needs root and slurmctld")
+        return
+    for size in (0, 1000, 5000):
+        times = rpc_times(size)
+        row(f"slurmctld time per squeue -w, {size + 1} nodes in slurm.conf",
+            f"node info {times['REQUEST_NODE_INFO']:.2f} ms, job info {times['REQUEST_JOB_INFO']:.2f} ms, "
+            f"partition info {times['REQUEST_PARTITION_INFO']:.2f} ms (empty queue)")
+
+
 def main() -> None:
     extra = int(os.environ.get("LEFTOVER_BENCH_EXTRA", "3000"))
     generated_trees()
-    real_proc(extra)
+    whole_runs(extra)
     startup()
     controller_rpcs()
+    node_table()
     width = max(len(w) for w, _, _ in ROWS)
     print(f"| {'measure'.ljust(width)} | figure | target |")
     print(f"| {'-' * width} | --- | --- |")

@@ -1,5 +1,6 @@
 """Generated /proc trees for the benchmark: the shape of a busy compute node at
-any size, written as the kernel writes status, stat and cgroup files."""
+any size, written as the kernel writes status, stat and cgroup files, with
+every process in the initial user namespace (ns/user as the link the kernel shows)."""
 
 from pathlib import Path
 
@@ -17,6 +18,7 @@ STATUS = (
 STAT = "{pid} ({name}) S {ppid} {pid} {pid} 0 -1 {flags} 100 0 0 0 1 1 0 0 20 0 1 0 {start} 10240000 500 " + " ".join(["0"] * 30) + "\n"
 CGROUP_OUTSIDE = "9:name=systemd:/\n6:freezer:/\n4:memory:/\n0::/\n"
 CGROUP_JOB = "9:name=systemd:/\n6:freezer:/slurm/uid_{uid}/job_{job}/step_0\n4:memory:/\n0::/\n"
+INITIAL_USERNS = "user:[4026531837]"
 
 
 def write_tree(root: Path, size: int, strays: float) -> None:
@@ -31,6 +33,8 @@ def write_tree(root: Path, size: int, strays: float) -> None:
         (directory / "status").write_text(STATUS.format(name=name, pid=pid, ppid=ppid, uid=uid, kthread=kthread))
         (directory / "stat").write_text(STAT.format(pid=pid, name=name, ppid=ppid, flags=0x00200040 if kthread else 0x400100, start=start))
         (directory / "cgroup").write_text(cgroup)
+        (directory / "ns").mkdir()
+        (directory / "ns" / "user").symlink_to(INITIAL_USERNS)
 
     put(1, "init", 0, 0)
     put(2, "kthreadd", 0, 0, kthread=1)

@@ -68,12 +68,24 @@ def _as(user: "TestUser") -> dict:
     return {"user": user.uid, "group": grp.getgrnam(user.name).gr_gid, "extra_groups": []}
 
 
+_HELD = []  # this process's hold on MACHINE_LOCK, taken once however many callers ask
+
+
 @contextmanager
 def holding_machine(wait_seconds: float = 3600):
     """This machine's shared test resources (the cluster, the lo-* users,
     /dev/log, the installed package) for one test session, soak or bench at a
     time: another checkout's session waits instead of killing this one's
-    processes. Yields False if the lock did not come within wait_seconds."""
+    processes. Yields False if the lock did not come within wait_seconds.
+    Re-entrant within a process (an flock taken twice through two open files
+    would wait for itself)."""
+    if _HELD:
+        _HELD.append(None)
+        try:
+            yield True
+        finally:
+            _HELD.pop()
+        return
     MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(MACHINE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -87,7 +99,11 @@ def holding_machine(wait_seconds: float = 3600):
                     yield False
                     return
                 time.sleep(1)
-        yield True
+        _HELD.append(fd)
+        try:
+            yield True
+        finally:
+            _HELD.pop()
     finally:
         os.close(fd)
 
@@ -104,9 +120,10 @@ SUSPENDED = TestUser("lo-suspended", 3003)
 EXEMPT_BY_NAME = TestUser("lo-exempt", 3004)
 EXEMPT_BY_UID = TestUser("lo-exemptuid", 3005)
 LONG_NAME = TestUser("lo-averylongusername", 3006)
+BEYOND_2_31 = TestUser("lo-bignum", 3_000_000_000)  # squeue before 26.05.3 prints it as -1294967296
 SYSTEM_LISTED = TestUser("lo-sysacct", 950)
 SYSTEM_UNLISTED = TestUser(None, 960)
-USERS = (JOB, STRAY, SUSPENDED, EXEMPT_BY_NAME, EXEMPT_BY_UID, LONG_NAME, SYSTEM_LISTED, SYSTEM_UNLISTED)
+USERS = (JOB, STRAY, SUSPENDED, EXEMPT_BY_NAME, EXEMPT_BY_UID, LONG_NAME, BEYOND_2_31, SYSTEM_LISTED, SYSTEM_UNLISTED)
 
 
 def is_test_cluster() -> bool:
@@ -370,19 +387,33 @@ def slurm_up_with(proctrack: str) -> None:
     slurm_up(proctrack=proctrack)
 
 
-def allocate_without_shell(user: TestUser) -> int:
+def allocate_without_shell(user: TestUser, job_cgroups: bool = True) -> int:
     """salloc --no-shell: an allocation on the node with no process of the
-    user's under slurmstepd (only the extern step's root-owned sleep)."""
+    user's under slurmstepd (only the extern step's root-owned processes).
+    Waits for the extern step's cgroups (proctrack/cgroup) or, without
+    job_cgroups, for its slurmstepd."""
     done = subprocess.run(
         slurm_command("salloc", "--no-shell", "--nodes=1", user=user), **_as(user),
         capture_output=True, text=True, check=True, cwd="/tmp",
     )
     job_id = int(done.stderr.split("Granted job allocation ")[1].split()[0])
     deadline = time.monotonic() + 30
-    while job_state(job_id) != "RUNNING" or not _extern_cgroups(user, job_id):
+    while job_state(job_id) != "RUNNING" or not (_extern_cgroups(user, job_id) if job_cgroups else extern_stepd(job_id)):
         assert time.monotonic() < deadline, f"allocation {job_id} did not start"
         time.sleep(0.2)
     return job_id
+
+
+def extern_stepd(job_id: int) -> int | None:
+    """The pid of the job's extern step slurmstepd, if it runs."""
+    done = subprocess.run(["pgrep", "-x", "-f", rf"slurmstepd: \[{job_id}\.extern\]"], capture_output=True, text=True)
+    pids = [pid for pid in done.stdout.split() if _root_of(int(pid)) == cluster_root()]
+    return int(pids[0]) if pids else None
+
+
+def children(pid: int) -> list[int]:
+    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in done.stdout.split()]
 
 
 def adopt(pid: int, user: TestUser, job_id: int) -> None:
@@ -394,3 +425,92 @@ def adopt(pid: int, user: TestUser, job_id: int) -> None:
 
 def _extern_cgroups(user: TestUser, job_id: int) -> list[Path]:
     return sorted(Path("/sys/fs/cgroup").glob(f"*/slurm*/uid_{user.uid}/job_{job_id}/step_extern/cgroup.procs"))
+
+
+SUBORDINATE_COUNT = 65536
+SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+
+
+def ensure_subordinate_ids(users) -> dict[str, int]:
+    """Each user has a range of subordinate UIDs and GIDs (newuidmap's and
+    newgidmap's policy) in /etc/subuid and /etc/subgid, added with usermod
+    after every range already there if missing. Returns each user's first
+    subordinate UID. Idempotent; call it holding the machine lock."""
+    for path in SUBID_FILES:
+        path.touch(exist_ok=True)
+    first = {}
+    for user in users:
+        starts = [_subid_start(path, user.name) for path in SUBID_FILES]
+        if None in starts:
+            start = max(max((s + n for s, n in _subid_ranges(path)), default=100000) for path in SUBID_FILES)
+            end = f"{start}-{start + SUBORDINATE_COUNT - 1}"
+            subprocess.run(["usermod", "--add-subuids", end, "--add-subgids", end, user.name], check=True)
+            starts = [_subid_start(path, user.name) for path in SUBID_FILES]
+        first[user.name] = starts[0]
+    return first
+
+
+def _subid_ranges(path: Path) -> list[tuple[int, int]]:
+    ranges = []
+    for line in path.read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            ranges.append((int(fields[1]), int(fields[2])))
+    return ranges
+
+
+def _subid_start(path: Path, name: str) -> int | None:
+    for line in path.read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) == 3 and fields[0] == name and fields[1].isdigit() and int(fields[2]) >= SUBORDINATE_COUNT:
+            return int(fields[1])
+    return None
+
+
+def wait_for_uid(pid: int, uid: int, name: str = "sleep", seconds: float = 10) -> None:
+    """Wait until pid runs name as uid (a container's process, once its
+    user namespace is mapped and it has changed UID inside it)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            status = ""
+        if f"Name:\t{name}\n" in status and f"\nUid:\t{uid}\t" in status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pid {pid} does not run {name} as uid {uid}")
+
+
+def kill_session(process: subprocess.Popen) -> None:
+    """SIGKILL the session process leads (start_as), whatever UIDs its
+    members run as (subordinate ones included), and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def wait_for_process_of(uid: int, name: str, seconds: float = 30) -> int:
+    """The pid of a process called name running as uid, once there is one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done = subprocess.run(["pgrep", "-U", str(uid), "-x", name], capture_output=True, text=True)
+        if done.stdout.split():
+            return int(done.stdout.split()[0])
+        time.sleep(0.1)
+    raise AssertionError(f"no {name} runs as uid {uid}")
+
+
+def kill_uids(uids: range) -> None:
+    """SIGKILL every process whose real UID is in uids (a subordinate range)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            uid = int((entry / "status").read_text().split("\nUid:\t", 1)[1].split("\t", 1)[0])
+            if uid in uids:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            continue

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from tests.e2e import cluster
-from tests.e2e.syslog_socket import DEV_LOG, SyslogCollector, left_behind
+from tests.e2e.syslog_socket import DEV_LOG, SyslogCollector, stale_socket
 
 
 def _unavailable(why: str):
@@ -48,10 +48,9 @@ def slurm(machine):
 
 @pytest.fixture(scope="session")
 def syslog(machine):
-    if left_behind():
-        DEV_LOG.unlink()
-    if DEV_LOG.exists():
+    if DEV_LOG.exists() and not stale_socket(DEV_LOG):
         _unavailable(f"{DEV_LOG} belongs to a running syslog daemon")
+    DEV_LOG.unlink(missing_ok=True)
     collector = SyslogCollector()
     yield collector
     collector.close()

@@ -21,6 +21,23 @@ class SyslogLine:
     text: str
 
 
+def stale_socket(path: Path) -> bool:
+    """A socket file nobody listens on: what a test session killed before its
+    collector closed leaves behind."""
+    if not path.is_socket():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        probe.connect(str(path))
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return False
+
+
 class SyslogCollector:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -61,17 +78,3 @@ class SyslogCollector:
         self.sock.close()
         DEV_LOG.unlink(missing_ok=True)
 
-
-def left_behind() -> bool:
-    """/dev/log is a socket nobody listens on: an interrupted session's (a
-    killed pytest never unlinks its socket), not a syslog daemon's."""
-    if not DEV_LOG.is_socket():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(str(DEV_LOG))
-        except ConnectionRefusedError:
-            return True
-        except OSError:
-            return False
-    return False

@@ -1,0 +1,113 @@
+"""The two looks of a run that asks Slurm: each file of a process is read at
+most once per look, the look after the answer reads only what can still change
+a verdict, and what appeared in between is read in full."""
+
+import shutil
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from leftover import scan as scan_module
+from leftover.decide import Facts, JobAnswer
+from leftover.scan import boottime_ticks
+from leftover.survey import look, look_again
+from leftover.userns import INITIAL_USERNS_LINK
+from tests.bench.faketree import CGROUP_JOB, CGROUP_OUTSIDE, STAT, STATUS
+
+FACTS = Facts(min_uid=1000, protected_uids=frozenset())
+STRAY_UID, JOB_UID, LATE_UID = 9001, 5001, 9002
+
+
+def put(root: Path, pid: int, uid: int, name: str = "p", ppid: int = 1, cgroup: str = CGROUP_OUTSIDE, start: int = 1000) -> None:
+    directory = root / str(pid)
+    directory.mkdir(exist_ok=True)
+    (directory / "status").write_text(STATUS.format(name=name, pid=pid, ppid=ppid, uid=uid, kthread=0))
+    (directory / "stat").write_text(STAT.format(pid=pid, name=name, ppid=ppid, flags=0x400100, start=start))
+    (directory / "cgroup").write_text(cgroup)
+    (directory / "ns").mkdir(exist_ok=True)
+    (directory / "ns" / "user").unlink(missing_ok=True)
+    (directory / "ns" / "user").symlink_to(INITIAL_USERNS_LINK)
+
+
+@pytest.fixture
+def node(tmp_path) -> Path:
+    put(tmp_path, 1, 0, "init", ppid=0)
+    put(tmp_path, 100, 0, "slurmstepd")
+    put(tmp_path, 101, JOB_UID, "solver", ppid=100, cgroup=CGROUP_JOB.format(uid=JOB_UID, job=7))
+    put(tmp_path, 200, STRAY_UID, "stray")
+    put(tmp_path, 300, LATE_UID, "early")
+    return tmp_path
+
+
+@pytest.fixture
+def reads(monkeypatch) -> Counter:
+    counted: Counter = Counter()
+    real = scan_module._read
+
+    def read(path: str):
+        counted["/".join(path.rsplit("/", 2)[-2:])] += 1  # "pid/file"
+        return real(path)
+
+    monkeypatch.setattr(scan_module, "_read", read)
+    return counted
+
+
+def answered(job_uids=frozenset()) -> Facts:
+    return replace(FACTS, answer=JobAnswer(frozenset(job_uids), boottime_ticks()))
+
+
+def test_each_file_is_read_at_most_once_per_look(node, reads):
+    first = look(node, FACTS)
+    assert max(reads.values()) == 1
+    assert "101/cgroup" not in reads  # decided by its slurmstepd ancestor
+    assert not [path for path in reads if path.endswith("/stat")]  # no answer yet: no start times
+    reads.clear()
+    look_again(node, first, answered())
+    assert max(reads.values()) == 1
+    assert sorted(reads) == ["200/stat", "300/stat"]  # only the undecided, only their start time
+
+
+def test_the_look_after_the_answer_targets_the_strays(node):
+    first = look(node, FACTS)
+    plan = look_again(node, first, answered({LATE_UID})).plan
+    assert {d.process.pid: d.rule.name for d in plan.decisions if d.process.pid >= 200} == {
+        200: "no-job-on-node",
+        300: "job-on-node",
+    }
+
+
+def test_a_job_process_that_appeared_between_the_looks_is_evidence_for_its_user(node, reads):
+    first = look(node, FACTS)
+    put(node, 400, STRAY_UID, "solver", ppid=1, cgroup=CGROUP_JOB.format(uid=STRAY_UID, job=8))
+    reads.clear()
+    plan = look_again(node, first, answered()).plan
+    rules = {d.process.pid: d.rule.name for d in plan.decisions}
+    assert rules[400] == "in-job-cgroup" and rules[200] == "uid-has-local-job"
+    assert reads["400/status"] == 1 and reads["400/cgroup"] == 1
+
+
+def test_a_pid_that_names_a_newcomer_by_the_second_look_is_read_afresh(node):
+    first = look(node, FACTS)
+    later = first.began_ticks + 10**6
+    put(node, 300, STRAY_UID, "newcomer", start=later)  # pid 300 exited and was reused
+    plan = look_again(node, first, answered({LATE_UID})).plan
+    decision = next(d for d in plan.decisions if d.process.pid == 300)
+    assert decision.process.name == "newcomer" and decision.process.uids[0] == STRAY_UID
+    assert decision.rule.name == "started-after-slurm-answer"
+
+
+def test_a_process_gone_between_the_looks_is_dropped(node):
+    first = look(node, FACTS)
+    shutil.rmtree(node / "200")
+    plan = look_again(node, first, answered()).plan
+    assert 200 not in {p.pid for p in plan.processes}
+    assert [d.process.pid for d in plan.targets] == [300]
+
+
+def test_what_the_first_look_decided_stands(node):
+    first = look(node, FACTS)
+    put(node, 101, JOB_UID, "solver", ppid=1)  # left its job since: not read again
+    plan = look_again(node, first, answered()).plan
+    assert next(d for d in plan.decisions if d.process.pid == 101).rule.name == "under-slurmstepd"
