@@ -46,6 +46,16 @@ def cluster_root() -> Path:
     return Path("/") if on_host() else CHROOT_BASE / VERSION / "root"
 
 
+def slurm_conf() -> Path:
+    """The slurm.conf of the cluster the tests drive."""
+    return SLURM_CONF if on_host() else cluster_root() / "etc/slurm/slurm.conf"
+
+
+def version_at_least(release: str) -> bool:
+    """The driven cluster's Slurm is release ("25.05") or newer."""
+    return tuple(map(int, VERSION.split("."))) >= tuple(map(int, release.split(".")))
+
+
 def slurm_bin() -> Path:
     """The directory of the client commands leftover is configured with."""
     return Path("/usr/bin") if on_host() else WRAPPERS / VERSION / "bin"
