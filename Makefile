@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv libpython3.11 procps util-linux \
-    dpkg-dev fakeroot binutils lintian man-db debootstrap podman time uidmap
+    dpkg-dev fakeroot binutils lintian man-db debootstrap podman time uidmap libnss-sss runc python3-fusepy
 EXAMPLE := fixtures/example-node
 
 .PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench soak test-matrix

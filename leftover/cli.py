@@ -9,7 +9,6 @@ why, and exit non-zero.
 
 import argparse
 import os
-import pwd
 import random
 import sys
 import time
@@ -20,18 +19,35 @@ from leftover import config, lock, metrics
 from leftover.act import NOT_CARRIED_OUT, OWN_PROC, UNSIGNALLED, Actor, KillPhaseStopped, pid_list
 from leftover.config import ConfigError, Settings
 from leftover.decide import USERNS_UNREADABLE, Facts, JobAnswer, Plan
-from leftover.interrupt import Interrupted, stop_signals_raise
+from leftover.interrupt import Interrupted, arm_time_bound, stop_signals_raise
 from leftover.log import Log
+from leftover.names import UserDatabase, UserDatabaseError
 from leftover.passwd import parse_passwd
 from leftover.protect import protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, foreign_pid_namespace
-from leftover.slurm import SlurmError, find_squeue, node_names, query_jobs
+from leftover.slurm import SlurmError, node_names, query_jobs, squeue_candidates
 from leftover.survey import Survey, look, look_again
 from leftover.userns import UsernsError, require_initial_namespace
 from leftover.version import version
+from leftover.watchdog import HARD_MARGIN_SECONDS, Watchdog
 
 EXIT_OK, EXIT_BAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
+# Ending two stuck Slurm commands (1 s each), the user look-ups (2 s, and 1 s
+# to end a stuck one), the kill phase's wait after SIGKILL (2 s), and 3 s for
+# start-up, the /proc scans and logging.
+FIXED_MARGIN_SECONDS = 10.0
+# Of those 3 s, what the process spends outside main(): the interpreter's start
+# before it, and exit after it. The run's own clock stops this much short.
+OUTSIDE_MAIN_SECONDS = 1.0
+
+
+def worst_case_seconds(settings: Settings) -> float:
+    """The longest one run can take (README, "How long a run can take"): the
+    splay, scontrol and squeue each up to squeue_timeout, the grace, and the
+    fixed margins above. A run still going then is stopped like one sent
+    SIGTERM: a last guard against a wait nobody foresaw."""
+    return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + FIXED_MARGIN_SECONDS
 
 
 class _Bail(Exception):
@@ -79,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     report = RunReport(dry_run=arguments.dry_run)
     run = _Run(arguments, log, report)
     try:
+        _run_and_report(run, arguments, log, report, started)
+    finally:
+        if run.watchdog is not None:
+            run.watchdog.stop()
+    return report.exit_code
+
+
+def _run_and_report(run: "_Run", arguments: argparse.Namespace, log: Log, report: RunReport, started: float) -> None:
+    try:
         with stop_signals_raise():
             run.run()
     except _Bail as bail:
@@ -108,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run_listing(report, run.describer))
     except (OSError, UnicodeEncodeError) as error:
         log.warning(f"cannot print the report: {error}")
-    return report.exit_code
 
 
 def _stopped(report: RunReport, why: str, label: str, signalled: bool) -> None:
@@ -139,14 +163,24 @@ class _Run:
         self.proc = arguments.proc
         self.log = log
         self.report = report
+        self.started = time.monotonic()
+        self.watchdog: Watchdog | None = None
+        self.kill_phase_began = False
         self.settings: Settings | None = None
         self.lock_fd: int | None = None
         self.scan = Scan((), ())
         self.survey: Survey | None = None
         self.describer = Describer(lambda uid: "?", clock_ticks_per_second())
+        self.user_database = UserDatabase()
+        self.listed_uids: frozenset[int] = frozenset()
+        self.looked_up_names: dict[int, str] = {}
 
     def run(self) -> None:
         settings = self.settings = self._settings()
+        remaining = max(0.01, worst_case_seconds(settings) - OUTSIDE_MAIN_SECONDS - (time.monotonic() - self.started))
+        arm_time_bound(remaining)
+        self.watchdog = Watchdog(remaining + HARD_MARGIN_SECONDS, lambda: EXIT_STOPPED if self.kill_phase_began else EXIT_BAILED)
+        self.watchdog.start()
         self.report.job_source = settings.job_source
         self._check_pid_namespace()
         try:
@@ -169,13 +203,11 @@ class _Run:
         self.report.plan = plan
         self._note_skipped()
         self._note_unreadable_namespaces(plan)
+        self._look_up_names(plan)
 
         if self.arguments.dry_run or not plan.targets:
             return
-        for decision in plan.targets:  # user names now: an LDAP lookup must not stall the kill phase
-            self.describer.user_name(decision.process.uid)
-            if decision.process.userns_owner is not None:
-                self.describer.user_name(decision.process.userns_owner)
+        self.kill_phase_began = True
         actor = Actor(
             report=self.log.record,  # the kill phase's every line is the record: never filtered out
             describe=lambda decision: self.describer.line(decision, plan),
@@ -219,12 +251,41 @@ class _Run:
         except OSError as error:
             raise _Bail(EXIT_BAILED, "passwd", f"cannot read {self.arguments.passwd}: {error.strerror}") from None
         entries = parse_passwd(passwd_text)
+        listed = {entry.name for entry in entries}
+        unlisted = [user for user in settings.protected_users if isinstance(user, str) and user not in listed]
         try:
-            protected = protected_uids(settings.protected_users, entries, _uid_of_name)
+            found = self.user_database.uids_of(unlisted)
+        except UserDatabaseError as error:
+            raise _Bail(EXIT_BAILED, "names", f"cannot resolve protected users {', '.join(unlisted)}: {error}") from None
+        try:
+            protected = protected_uids(settings.protected_users, entries, found.get)
         except ConfigError as error:
             raise _Bail(EXIT_CONFIG, "config", str(error)) from None
-        self.describer = Describer(user_names(entries, _name_of_uid), clock_ticks_per_second())
+        self.listed_uids = frozenset(entry.uid for entry in entries)
+        self.describer = Describer(user_names(entries, self._looked_up_name), clock_ticks_per_second())
         return Facts(min_uid=settings.min_uid, protected_uids=protected, system_uid_ranges=settings.system_uid_ranges)
+
+    def _look_up_names(self, plan: Plan) -> None:
+        """Names for the users that will be shown (owners and user-namespace
+        owners of targets; of every judged process for --json, of every process
+        for --json --all) and that passwd does not list, in one look-up now:
+        none can stall the kill phase. Unanswered, the uid is shown instead."""
+        if self.arguments.json:
+            decisions = plan.decisions if self.arguments.all else plan.judged()
+        else:
+            decisions = plan.targets
+        shown = [decision.process for decision in decisions]
+        owners = {process.userns_owner for process in shown if process.userns_owner is not None}
+        uids = sorted(({process.uid for process in shown} | owners) - self.listed_uids)
+        try:
+            self.looked_up_names.update(self.user_database.names_of(uids))
+        except UserDatabaseError as error:
+            self.log.warning(f"user names of uids {','.join(map(str, uids))} not known: {error}; showing the uids instead")
+
+    def _looked_up_name(self, uid: int) -> str | None:
+        if uid in self.looked_up_names:
+            return self.looked_up_names[uid]
+        return str(uid) if self.user_database.failed else None
 
     def _plan(self, facts: Facts, first: Survey | None = None) -> Plan:
         """The first look at /proc, or with first, the look after Slurm's answer."""
@@ -245,7 +306,12 @@ class _Run:
             self.log.debug(f"a process outside any local job; waiting {delay:.1f}s (splay) before asking Slurm")
             time.sleep(delay)
         try:
-            squeue = find_squeue(settings.squeue)
+            candidates = squeue_candidates(settings.squeue)
+            squeue = candidates[0]
+            if len(candidates) > 1:
+                others = ", ".join(map(str, candidates[1:]))
+                self.log.info(f"using {squeue} (also found {others}; set 'squeue' in the config to choose)")
+            self.report.squeue = str(squeue)
             names = node_names(squeue, settings.squeue_timeout)
             asked_at = boottime_ticks()
             jobs = query_jobs(squeue, names, settings.squeue_timeout)
@@ -286,17 +352,3 @@ class _Run:
             metrics.write(path, metrics.render(self.report, now, last_success))
         except metrics.MetricsError as error:
             self.log.warning(f"metrics file {path} not written: {error}")
-
-
-def _uid_of_name(name: str) -> int | None:
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except (KeyError, ValueError):
-        return None
-
-
-def _name_of_uid(uid: int) -> str | None:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return None

@@ -30,6 +30,7 @@ class RunReport:
     scanned: int = 0
     skipped: list[dict] = field(default_factory=list)
     asked_slurm: bool = False
+    squeue: str | None = None  # the squeue that was run
     node_names: tuple[str, ...] = ()
     job_uids: tuple[int, ...] = ()
     slurm_seconds: float | None = None
@@ -90,7 +91,7 @@ def summary(report: RunReport) -> str:
     local = plan.local_job_processes() if plan else 0
     if report.asked_slurm:
         nodes = ",".join(report.node_names)
-        slurm = f"controller asked for {nodes} in {report.slurm_seconds:.2f}s, {len(report.job_uids)} user(s) with jobs"
+        slurm = f"controller asked by {report.squeue} for {nodes} in {report.slurm_seconds:.2f}s, {len(report.job_uids)} user(s) with jobs"
     elif report.job_source == "local":
         slurm = "controller never asked (job_source local)"
     else:
@@ -133,6 +134,7 @@ def json_document(report: RunReport, describer: Describer, every_process: bool =
         "job_source": report.job_source,
         "local_job_processes": plan.local_job_processes() if plan else 0,
         "asked_slurm": report.asked_slurm,
+        "squeue": report.squeue,
         "node_names": list(report.node_names),
         "job_uids": list(report.job_uids),
         "slurm_seconds": report.slurm_seconds,

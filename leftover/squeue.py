@@ -50,6 +50,18 @@ def _uid(word: str) -> int | None:
     return uid if uid is not None and uid <= _MAX_UID else None
 
 
+def parse_job_uid_table(text: str) -> frozenset[int]:
+    """`squeue --format=%U` with its header: the line `UID`, then one UID per
+    job. squeue prints the header once it has the job list, jobs or none
+    (print_jobs_array in src/squeue/print.c, Slurm 22.05 to 26.05), so output
+    without it was cut off, or came from something that is not squeue: never
+    "no job"."""
+    header, newline, jobs = text.partition("\n")
+    if header.strip(" ") != "UID" or not newline:
+        raise SlurmOutputError(f"squeue output does not start with its header line 'UID' (cut off?): {header[:40]!r}")
+    return parse_job_uids(jobs)
+
+
 def parse_node_names(text: str) -> tuple[str, ...]:
     """`scontrol show aliases`: node names separated by white space (empty when
     the host serves no node of its own name)."""

@@ -5,12 +5,14 @@ from pathlib import Path
 
 FAULTY_SQUEUES = {
     "exits-1": "echo 'squeue: error: Invalid user' >&2; exit 1",
-    "prints-garbage": "echo 2001; echo 'slurm_load_jobs error: Socket timed out'",
-    "prints-user-names": "echo alice",
+    "prints-garbage": "echo UID; echo 2001; echo 'slurm_load_jobs error: Socket timed out'",
+    "prints-user-names": "echo UID; echo alice",
     "hangs": "exec sleep 30",
     "killed-by-signal": "kill -9 $$",
-    "prints-blank-line": "printf '2001\\n\\n'",
+    "prints-blank-line": "printf 'UID\\n2001\\n\\n'",
     "prints-megabytes": "yes 2001 | head -n 400000",
+    "prints-nothing": "exit 0",
+    "cut-off-in-a-line": "printf 'UID\\n20'",
 }
 
 

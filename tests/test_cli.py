@@ -82,7 +82,7 @@ def test_missing_squeue_bails_out(capsys, signalled, tmp_path):
 
 
 def test_failing_scontrol_beside_squeue_bails_out(capsys, signalled, tmp_path):
-    (tmp_path / "squeue").write_text("#!/bin/sh\necho 2001\n")
+    (tmp_path / "squeue").write_text("#!/bin/sh\nprintf 'UID\\n2001\\n'\n")
     (tmp_path / "squeue").chmod(0o755)
     (tmp_path / "scontrol").write_text("#!/bin/sh\nexit 1\n")
     (tmp_path / "scontrol").chmod(0o755)
@@ -238,7 +238,7 @@ def test_dangling_default_config_link_is_an_error_not_the_defaults(tmp_path):
 
 def test_huge_numbers_are_refused_not_a_traceback(capsys, signalled, tmp_path):
     squeue = tmp_path / "squeue"
-    squeue.write_text("#!/bin/sh\nprintf '%05000d\\n' 7\n")
+    squeue.write_text("#!/bin/sh\necho UID; printf '%05000d\\n' 7\n")
     squeue.chmod(0o755)
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, json.dumps({"squeue": str(squeue)})))
     assert code == 1 and signalled == [] and "is not a UID" in report["bailed_out"]
@@ -249,7 +249,7 @@ def test_a_squeue_others_could_have_replaced_is_not_run(capsys, signalled, tmp_p
     squeue.write_text("#!/bin/sh\necho 2001\n")
     squeue.chmod(0o777)
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, json.dumps({"squeue": str(squeue)})))
-    assert code == 1 and signalled == [] and "writable by group or others; not running it as root" in report["bailed_out"]
+    assert code == 1 and signalled == [] and "squeue on its path is writable by group or others (mode 0777)" in report["bailed_out"]
 
 
 def test_an_internal_error_before_the_kill_phase_signals_nothing(capsys, signalled, monkeypatch):
@@ -308,7 +308,7 @@ def test_system_uid_ranges_from_the_config_steer_the_system_account_rule(capsys,
 
 def fake_slurm(directory, scontrol: str):
     """A squeue that would answer, beside an scontrol that prints the given text."""
-    (directory / "squeue").write_text("#!/bin/sh\necho 2001\n")
+    (directory / "squeue").write_text("#!/bin/sh\nprintf 'UID\\n2001\\n'\n")
     (directory / "squeue").chmod(0o755)
     (directory / "scontrol").write_text(f"#!/bin/sh\nprintf '%s' '{scontrol}'\n")
     (directory / "scontrol").chmod(0o755)
@@ -404,3 +404,49 @@ def test_a_real_run_whose_proc_is_another_pid_namespaces_signals_nothing(capsys,
     assert code == 1 and signalled == [] and report["bailed_out_reason"] == "proc"
     assert report["bailed_out"] == (f"{tmp_path}/proc is not this PID namespace's: it calls this process 4242, "
                                     f"not {os.getpid()}; its pids would name other processes")
+
+
+def test_a_run_past_its_time_bound_is_stopped_like_one_sent_sigterm(capsys, signalled, monkeypatch, tmp_path):
+    """A wait nobody foresaw (here a scan that takes for ever) still ends at
+    worst_case_seconds(): the run stops, nothing signalled, exit 1."""
+    import time
+
+    monkeypatch.setattr(cli, "FIXED_MARGIN_SECONDS", 0.3)
+    monkeypatch.setattr(cli, "look", lambda *_: time.sleep(30))
+    conf = config(tmp_path, json.dumps({"slew_max": 0, "squeue_timeout": 0.1, "grace_seconds": 0}))
+    started = time.monotonic()
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert time.monotonic() - started < 2
+    assert code == 1 and signalled == [] and report["bailed_out"] == "stopped by its time bound"
+
+
+HELD_MAIN_THREAD = """
+import signal, sys, time
+from leftover import cli
+
+def held(*_):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # where no handler can reach it
+    time.sleep(60)
+
+cli.FIXED_MARGIN_SECONDS, cli.HARD_MARGIN_SECONDS, cli.look = 0.2, 0.5, held
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_run_held_where_no_signal_handler_runs_is_ended_by_the_watchdog(tmp_path):
+    """Past its bound plus HARD_MARGIN_SECONDS, a run whose main thread cannot
+    be interrupted (a stat on a hung file system) exits all the same: one line,
+    exit 1 before the kill phase, and the lock is free again."""
+    import subprocess
+    import sys
+    import time
+
+    conf = config(tmp_path, json.dumps({"slew_max": 0, "squeue_timeout": 0.1, "grace_seconds": 0}))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", HELD_MAIN_THREAD, "--no-splay", "--config", str(conf), "--proc", str(EXAMPLE_PROC),
+                           "--passwd", str(EXAMPLE_NODE / "passwd"), "--lock-file", str(tmp_path / "lock")],
+                          capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 10
+    assert done.returncode == 1
+    assert "held where it cannot be stopped; exiting with status 1" in done.stderr
+    os.close(take_lock(tmp_path / "lock"))

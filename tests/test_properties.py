@@ -12,8 +12,8 @@ from leftover.cgroup import CgroupFormatError, job_cgroup, parse_cgroup
 from leftover.config import ConfigError, parse_settings
 from leftover.decide import Facts, JobAnswer, Verdict, decide
 from leftover.passwd import parse_passwd
-from leftover.process import Process, ProcFormatError, parse_stat, parse_status
-from leftover.squeue import SlurmOutputError, parse_job_uids, parse_node_names
+from leftover.process import Process, ProcFormatError, parse_nspid, parse_stat, parse_status
+from leftover.squeue import SlurmOutputError, parse_job_uid_table, parse_job_uids, parse_node_names
 from tests.conftest import fixture_bytes
 
 REAL_STATUS = fixture_bytes(1202, "status")
@@ -37,6 +37,16 @@ def test_status_parses_or_raises_its_own_error(pid, raw):
         return
     assert len(process.uids) == 4 and all(0 <= uid < 2**32 for uid in process.uids)
     assert process.state.isalpha() and len(process.state) == 1
+
+
+@EXAMPLES
+@given(st.one_of(st.binary(max_size=400), mutations(REAL_STATUS)))
+def test_nspid_parses_or_raises_its_own_error(raw):
+    try:
+        pids = parse_nspid(raw)
+    except ProcFormatError:
+        return
+    assert pids is None or (pids and all(0 <= pid < 2**32 for pid in pids))
 
 
 @EXAMPLES
@@ -65,6 +75,19 @@ def test_squeue_output_parses_or_raises_its_own_error(text):
         return
     assert all(0 <= uid < 2**32 - 1 for uid in uids)
     assert len(uids) <= text.count("\n")
+
+
+@EXAMPLES
+@given(st.text(max_size=200), st.integers(0, 200))
+def test_squeue_table_cut_anywhere_is_never_no_job(text, cut):
+    """squeue's answer with its header, cut off at any point short of a whole
+    line: never read as "no job"."""
+    answer = "UID\n" + text
+    try:
+        uids = parse_job_uid_table(answer[:cut])
+    except SlurmOutputError:
+        return
+    assert uids or answer[:cut] == "UID\n"
 
 
 @EXAMPLES

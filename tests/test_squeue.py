@@ -73,3 +73,18 @@ def test_node_list_is_never_empty_and_never_a_list_or_range():
     for names in [(), ("",), ("node1", ""), ("node[1-2]",), ("-w",), ("a,b",)]:
         with pytest.raises(SlurmOutputError):
             node_list(names)
+
+
+def test_the_table_starts_with_squeues_header_line():
+    from leftover.squeue import parse_job_uid_table
+
+    assert parse_job_uid_table("UID\n2001\n2002\n") == {2001, 2002}
+    assert parse_job_uid_table("UID\n") == frozenset()
+
+
+@pytest.mark.parametrize("text", ["", "UID", "2001\n", "USER\nalice\n", "UID\n20"])
+def test_a_table_without_its_header_or_cut_off_is_an_error_never_no_job(text):
+    from leftover.squeue import parse_job_uid_table
+
+    with pytest.raises(SlurmOutputError):
+        parse_job_uid_table(text)

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.e2e
 
 INSIDE_UID = 1000
 # No systemd, journald or cgroup delegation here: events to a file, cgroupfs,
-# and no cgroups for the container (rootless podman cannot make them on cgroup v1).
-GLOBAL = ["--storage-driver=vfs", "--events-backend=file", "--cgroup-manager=cgroupfs"]
+# and no cgroups for the container (rootless podman cannot make them on cgroup
+# v1). runc, not crun: crun 1.8 refuses a hybrid hierarchy whose v2 tree has a
+# controller ("cgroups in hybrid mode not supported"), as this machine's has.
+GLOBAL = ["--storage-driver=vfs", "--events-backend=file", "--cgroup-manager=cgroupfs", "--runtime=runc"]
 IMAGE = "localhost/leftover-sleep"
 
 
@@ -59,7 +61,7 @@ def start_container(rootless: Rootless, image_tar: Path) -> str:
     done = rootless.podman("import", str(image_tar), IMAGE)
     if done.returncode != 0:
         pytest.fail(f"rootless podman import as {rootless.user.name} failed: {done.stderr.strip()}")
-    done = rootless.podman("run", "-d", "--network=none", "--cgroups=disabled", f"--user={INSIDE_UID}", IMAGE, "/bin/sleep", "600")
+    done = rootless.podman("run", "-d", "--network=none", f"--user={INSIDE_UID}", IMAGE, "/bin/sleep", "600")
     if done.returncode != 0:
         pytest.fail(f"rootless podman run as {rootless.user.name} failed: {done.stderr.strip()}")
     return done.stdout.strip()

@@ -1,0 +1,169 @@
+"""Running a program as root: the whole path is checked, the checked file is
+what runs, and every wait has a bound (a process group killed at the deadline,
+a frozen child left behind). Real processes, real directories, a real cgroup v1
+freezer where the machine has one."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from leftover import programs
+from leftover.programs import KILL_WAIT_SECONDS, ProgramError, Unanswered, open_trusted, run
+from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
+
+OTHER_UID = 3002  # an account that is neither root nor leftover's user
+FREEZER = Path("/sys/fs/cgroup/freezer")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another account")
+
+
+def script(path: Path, body: str, mode: int = 0o755) -> Path:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(mode)
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
+
+
+def test_a_program_in_trusted_directories_runs_and_its_output_is_read(tmp_path):
+    done = run([str(script(tmp_path / "hello", "echo out; echo err >&2; exit 3"))], {}, time.monotonic() + 5)
+    assert (done.returncode, done.stdout, done.stderr) == (3, b"out\n", b"err\n")
+
+
+@needs_root
+def test_a_directory_owned_by_another_account_is_refused(tmp_path):
+    directory = tmp_path / "slurm" / "bin"
+    directory.mkdir(parents=True)
+    program = script(directory / "squeue", "echo UID")
+    os.chown(tmp_path / "slurm", OTHER_UID, OTHER_UID)
+    with pytest.raises(ProgramError, match=f"directory {tmp_path}/slurm on its path is owned by uid {OTHER_UID}"):
+        open_trusted(str(program))
+
+
+def test_a_symlink_through_a_directory_others_can_write_is_refused(tmp_path):
+    open_directory = tmp_path / "open"
+    open_directory.mkdir()
+    open_directory.chmod(0o777)
+    script(open_directory / "squeue", "echo UID")
+    (tmp_path / "squeue").symlink_to(open_directory / "squeue")
+    with pytest.raises(ProgramError, match=f"directory {open_directory} on its path is writable by group or others"):
+        open_trusted(str(tmp_path / "squeue"))
+
+
+def test_a_group_writable_file_is_refused(tmp_path):
+    with pytest.raises(ProgramError, match="is writable by group or others .mode 0775."):
+        open_trusted(str(script(tmp_path / "squeue", "echo UID", mode=0o775)))
+
+
+@needs_root
+def test_a_symlink_owned_by_another_account_is_refused_even_in_a_sticky_directory(tmp_path):
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    target = script(tmp_path / "squeue", "echo UID")
+    (sticky / "squeue").symlink_to(target)
+    os.lchown(sticky / "squeue", OTHER_UID, OTHER_UID)
+    with pytest.raises(ProgramError, match=f"symlink {sticky}/squeue on its path is owned by uid {OTHER_UID}"):
+        open_trusted(str(sticky / "squeue"))
+
+
+def test_a_sticky_world_writable_directory_holding_a_trusted_file_is_accepted(tmp_path):
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    os.close(open_trusted(str(script(sticky / "squeue", "echo UID"))))
+
+
+def test_relative_and_dotted_symlinks_are_followed_as_the_kernel_would(tmp_path):
+    (tmp_path / "real" / "bin").mkdir(parents=True)
+    script(tmp_path / "real" / "bin" / "squeue", "echo from-real")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "bin").symlink_to("../real/bin")
+    (tmp_path / "links" / "squeue").symlink_to("bin/../bin/squeue")
+    done = run([str(tmp_path / "links" / "squeue")], {}, time.monotonic() + 5)
+    assert done.stdout == b"from-real\n"
+
+
+def test_the_checked_file_is_the_one_that_runs(tmp_path, monkeypatch):
+    """Whatever happens to the path after the check, the file that was checked
+    and opened runs, not whatever the path names at exec time."""
+    program = script(tmp_path / "squeue", "echo checked")
+    checked = programs.open_trusted
+
+    def check_then_swap(path: str) -> int:
+        fd = checked(path)
+        swapped = script(tmp_path / "other", "echo swapped-in")
+        os.replace(swapped, program)
+        return fd
+
+    monkeypatch.setattr(programs, "open_trusted", check_then_swap)
+    assert run([str(program)], {}, time.monotonic() + 5).stdout == b"checked\n"
+
+
+def test_at_the_deadline_the_whole_process_group_is_killed(tmp_path):
+    """A program that started a helper of its own: both go at the deadline,
+    not only the child leftover started."""
+    marker = tmp_path / "helper.pid"
+    program = script(tmp_path / "squeue", f"sleep 60 & echo $! > {marker}; exec sleep 60")
+    started = time.monotonic()
+    with pytest.raises(Unanswered) as unanswered:
+        run([str(program)], {}, started + 0.5)
+    assert unanswered.value.left_behind == ""
+    assert time.monotonic() - started < 0.5 + KILL_WAIT_SECONDS
+    helper = int(marker.read_text())
+    deadline = time.monotonic() + 2
+    while alive(helper) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not alive(helper)
+
+
+def test_output_beyond_the_cap_stops_the_program(tmp_path):
+    with pytest.raises(ProgramError, match=f"printed {programs.MAX_OUTPUT} bytes or more"):
+        run([str(script(tmp_path / "squeue", "exec yes 2001"))], {}, time.monotonic() + 30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (FREEZER / "cgroup.procs").exists(), reason="needs root and a cgroup v1 freezer")
+def test_a_program_frozen_in_a_cgroup_is_left_behind_within_the_bound(tmp_path):
+    """SIGKILL does not end a task in a frozen cgroup v1 freezer (it stays in
+    D state): leftover gives up KILL_WAIT_SECONDS after the SIGKILL."""
+    cgroup = FREEZER / f"leftover-test-{os.getpid()}"
+    cgroup.mkdir()
+    try:
+        program = script(tmp_path / "squeue", f"echo $$ > {cgroup}/cgroup.procs; echo FROZEN > {cgroup}/freezer.state; exec sleep 60")
+        started = time.monotonic()
+        with pytest.raises(Unanswered) as unanswered:
+            run([str(program)], {}, started + 0.5)
+        elapsed = time.monotonic() - started
+        assert "after SIGKILL (state D), left behind" in unanswered.value.left_behind
+        assert KILL_WAIT_SECONDS < elapsed < 0.5 + KILL_WAIT_SECONDS + 0.5
+    finally:
+        (cgroup / "freezer.state").write_text("THAWED")
+        deadline = time.monotonic() + 10
+        while (cgroup / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cgroup.rmdir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
+def test_the_answer_is_read_without_any_writable_temporary_directory():
+    """squeue's answer goes through a pipe: with every temporary directory
+    read-only (a full or missing /tmp), the run still reads it."""
+    setup = "mount -t tmpfs -o ro tmpfs /tmp && mount -t tmpfs -o ro tmpfs /var/tmp && cd /tmp"
+    command = (f"{setup} && exec {sys.executable} -m leftover --dry-run --json --no-splay "
+               f"--config {EXAMPLE_NODE}/leftover.conf --proc {EXAMPLE_PROC} --passwd {EXAMPLE_NODE}/passwd")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", command],
+                          capture_output=True, text=True, timeout=60)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, report["bailed_out"]
+    assert report["job_uids"] == [2001]
