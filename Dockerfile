@@ -39,16 +39,20 @@ ARG USERNAME=build
 # --- env: the tools `make deb` needs ---------------------------------------
 FROM ${BASE} AS env
 
-# python3, python3-venv: the Makefile's build venv, which gets PyInstaller from PyPI.
-# python3-dev: pulls in libpython3.X, the shared library PyInstaller bundles
-#   (Debian's python3 binary is linked statically), without naming the version.
-# binutils: strip and objdump; dpkg-dev: dpkg-shlibdeps and dpkg-deb;
-# fakeroot: root-owned files in the .deb; lintian: `make lintian`;
-# ca-certificates: the trust store pip is pointed at (PIP_CA_BUNDLE below).
-# No compiler: PyInstaller's wheels ship prebuilt bootloaders.
+# debhelper, dpkg-dev: dpkg-buildpackage and dh, which `make deb` runs;
+# build-essential: dpkg-buildpackage checks it as every Debian build's implicit
+#   build dependency (nothing is compiled: PyInstaller's wheels ship prebuilt
+#   bootloaders); python3, python3-venv: the build venv that gets PyInstaller
+#   from PyPI (pinned, debian/build-requirements.txt); python3-dev: pulls in
+#   libpython3.X, the shared library PyInstaller bundles (Debian's python3
+#   binary is linked statically), without naming the version. These are
+#   debian/control's Build-Depends.
+# lintian: `make lintian`; ca-certificates: the trust store pip is pointed at
+#   (PIP_CA_BUNDLE below). No fakeroot: the package builds without root
+#   (Rules-Requires-Root: no).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        make python3 python3-venv python3-dev binutils dpkg-dev fakeroot lintian \
+        make build-essential debhelper dpkg-dev python3 python3-venv python3-dev lintian \
         ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 

@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv libpython3.11 procps util-linux \
-    dpkg-dev fakeroot binutils lintian man-db debootstrap podman time uidmap libnss-sss runc python3-fusepy
+DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv libpython3.11 python3-dev procps util-linux \
+    dpkg-dev debhelper build-essential fakeroot binutils lintian man-db debootstrap podman time uidmap libnss-sss \
+    runc python3-fusepy strace systemd
 EXAMPLE := fixtures/example-node
 
-.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench soak test-matrix
+.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench soak reproducible test-matrix
 
 VERSION := $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 PACKAGE ?= leftover
@@ -66,14 +67,30 @@ cluster:
 	@if [ "$$(id -u)" = 0 ]; then mkdir -p /run/lock && flock -o -w 3600 /run/lock/leftover-e2e.lock tests/cluster/slurm-up; \
 	else echo "cluster: not root; no test cluster started"; fi
 
-## deb: the .deb (honours RELEASE and PACKAGE, as in scicomp-leftover's build flow)
+## deb: the .deb (honours RELEASE and PACKAGE, as in scicomp-leftover's build flow).
+## dpkg-buildpackage runs on a copy of the source under build/deb/, since it
+## writes its results beside the source tree; the .deb is then copied to dist/.
+DEB_SOURCE := build/deb/leftover
 deb:
 	@if [ -n "$${RELEASE:-}" ] && [ "$$RELEASE" != "$(VERSION)" ]; then \
 	    echo "deb: RELEASE=$$RELEASE but pyproject.toml says $(VERSION); change the version there" >&2; exit 1; fi
 	@if [ "$(PACKAGE)" = scicomp-leftover ]; then \
 	    echo "deb: this package is named leftover and replaces scicomp-leftover; unset PACKAGE" >&2; exit 1; fi
-	VERSION=$(VERSION) PACKAGE=$(PACKAGE) debian/build-deb
+	@if [ "$(PACKAGE)" != leftover ]; then \
+	    echo "deb: PACKAGE=$(PACKAGE), but debian/control names the package leftover; unset PACKAGE" >&2; exit 1; fi
+	@changelog=$$(dpkg-parsechangelog -SVersion); if [ "$$changelog" != "$(VERSION)" ]; then \
+	    echo "deb: debian/changelog says $$changelog but pyproject.toml says $(VERSION); add a changelog entry (dch -v $(VERSION))" >&2; exit 1; fi
+	rm -rf $(DEB_SOURCE) && mkdir -p $(DEB_SOURCE) dist
+	tar -c --exclude-vcs --exclude=./.venv --exclude=./build --exclude=./dist --exclude='*.egg-info' \
+	    --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache . | tar -x -C $(DEB_SOURCE)
+	cd $(DEB_SOURCE) && LEFTOVER_BUILD_VENV=$(CURDIR)/build/venv dpkg-buildpackage -us -uc -b
+	cp build/deb/$(PACKAGE)_$(VERSION)_amd64.deb $(DEB)
 	@echo "deb: wrote $(DEB)"
+
+## reproducible: build the .deb twice (two paths, times, umasks, time zones) and
+## require the same bytes (CI runs it)
+reproducible:
+	debian/check-reproducible
 
 ## container-check: build the Dockerfile with podman on a debootstrapped Debian 12
 ## base (no Docker engine needed) and copy the .deb it makes to build/container/.

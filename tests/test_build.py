@@ -22,3 +22,9 @@ def test_the_replaced_package_name_is_refused():
     done = make_deb(PACKAGE="scicomp-leftover")
     assert done.returncode != 0
     assert "replaces scicomp-leftover" in done.stderr
+
+
+def test_another_package_name_is_refused_not_ignored():
+    done = make_deb(PACKAGE="site-leftover")
+    assert done.returncode != 0
+    assert "debian/control names the package leftover" in done.stderr

@@ -82,7 +82,7 @@ def scene(slurm, syslog, tmp_path_factory):
         cluster.wait_for_uid(pids["rootful container"], ROOTFUL_FIRST_UID)
         uids = {what: uid for what, (_, uid) in started.items()}
         mark = syslog.mark()
-        result = cluster.run_leftover(cluster.config(workdir), "--json")
+        result = cluster.run_leftover(cluster.config(workdir), "--json", "--all")
         cluster.wait_dead(pids["jobless user's container"])
         yield Scene(pids, uids, result, json.loads(result.stdout), syslog.texts_since(mark))
     finally:
@@ -94,6 +94,12 @@ def scene(slurm, syslog, tmp_path_factory):
 
 def judged(scene, what) -> dict:
     (entry,) = [entry for entry in scene.report["judged"] if entry["pid"] == scene.pids[what]]
+    return entry
+
+
+def listed(scene, what) -> dict:
+    """The process's entry in --all's list of every process."""
+    (entry,) = [entry for entry in scene.report["processes"] if entry["pid"] == scene.pids[what]]
     return entry
 
 
@@ -124,8 +130,10 @@ def test_a_job_users_containers_are_spared_and_the_reason_names_the_owner(scene,
 def test_a_protected_users_container_is_spared(scene):
     pid = scene.pids["protected user's container"]
     assert cluster.alive(pid)
-    assert pid not in [entry["pid"] for entry in scene.report["judged"]]  # spared by a status rule: protected-user
-    assert scene.report["reasons"]["protected-user"] >= 1
+    assert pid not in [entry["pid"] for entry in scene.report["judged"]]  # spared by a status rule
+    entry = listed(scene, "protected user's container")
+    owner = (EXEMPT_BY_NAME.name, EXEMPT_BY_NAME.uid)
+    assert (entry["reason"], entry["userns_owner"], entry["userns_owner_uid"]) == ("protected-user", *owner)
     assert not [text for text in scene.syslog if f"pid={pid} " in text]
 
 
@@ -133,8 +141,9 @@ def test_a_rootful_containers_process_is_spared(scene):
     """Host UID 900000 is no one's; its namespace's owner is root, a system account."""
     pid = scene.pids["rootful container"]
     assert cluster.alive(pid)
-    assert pid not in [entry["pid"] for entry in scene.report["judged"]]  # spared by a status rule: system-account
-    assert scene.report["reasons"]["system-account"] >= 1
+    assert pid not in [entry["pid"] for entry in scene.report["judged"]]  # spared by a status rule
+    entry = listed(scene, "rootful container")
+    assert (entry["uid"], entry["reason"], entry["userns_owner_uid"]) == (ROOTFUL_FIRST_UID, "system-account", 0)
     assert not [text for text in scene.syslog if f"pid={pid} " in text]
 
 
