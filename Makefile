@@ -8,7 +8,7 @@ DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client python3-venv libpyth
     runc python3-fusepy strace systemd prometheus
 EXAMPLE := fixtures/example-node
 
-.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench soak reproducible
+.PHONY: demo test unit e2e lint deps venv cluster clean deb lintian container-check bench soak reproducible test-matrix
 
 VERSION := $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 PACKAGE ?= leftover
@@ -23,6 +23,18 @@ demo:
 ## test: everything, unit and end-to-end (as root on a throwaway machine)
 test: deps cluster lint
 	$(VPY) -m pytest -ra tests
+
+## test-matrix: the end-to-end tests again against Slurm 24.11 (Debian trixie) and
+## 26.05 (sid), each in a debootstrapped chroot of Debian's own packages beside
+## the host's 22.05 (tests/cluster/slurm-chroot; cached under /var/lib/leftover-matrix)
+MATRIX_VERSIONS ?= 24.11 26.05
+test-matrix: deps lint
+	@[ "$$(id -u)" = 0 ] || { echo "test-matrix: needs root (debootstrap, mounts, daemons)" >&2; exit 1; }
+	tests/cluster/slurm-chroot build $(MATRIX_VERSIONS)
+	@for version in $(MATRIX_VERSIONS); do \
+	    echo "test-matrix: Slurm $$version"; \
+	    LEFTOVER_TEST_SLURM=$$version $(VPY) -m pytest -ra tests/e2e || exit 1; \
+	done
 
 unit: venv
 	$(VPY) -m pytest -ra tests --ignore=tests/e2e --ignore=tests/package

@@ -1,5 +1,11 @@
 """The real single-node Slurm test cluster and the real users and processes the
-end-to-end tests work with. Everything here acts on this machine for real."""
+end-to-end tests work with. Everything here acts on this machine for real.
+
+LEFTOVER_TEST_SLURM picks the cluster: unset (or 22.05) is the host's own
+(Debian 12's Slurm 22.05, tests/cluster/slurm-up); 24.11 and 26.05 are Debian
+chroots beside it (tests/cluster/slurm-chroot), driven through root-owned
+wrappers of their client commands. Every Slurm command here goes through
+`slurm_command`, so the tests read the same for every version."""
 
 import fcntl
 import grp
@@ -19,9 +25,57 @@ from pathlib import Path
 from tests.conftest import REPO
 
 SLURM_UP = REPO / "tests" / "cluster" / "slurm-up"
+SLURM_CHROOT = REPO / "tests" / "cluster" / "slurm-chroot"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# written by leftover's tests/cluster/slurm-up"
 MACHINE_LOCK = Path("/run/lock/leftover-e2e.lock")
+HOST_VERSION = "22.05"
+CHROOT_VERSIONS = ("24.11", "26.05")
+VERSION = os.environ.get("LEFTOVER_TEST_SLURM") or HOST_VERSION
+CHROOT_BASE = Path("/var/lib/leftover-matrix")
+WRAPPERS = Path("/usr/local/lib/leftover-matrix")
+
+
+def on_host() -> bool:
+    """The tests drive the host's own cluster, not a chroot's."""
+    return VERSION == HOST_VERSION
+
+
+def cluster_root() -> Path:
+    """The root directory of the cluster's daemons and commands."""
+    return Path("/") if on_host() else CHROOT_BASE / VERSION / "root"
+
+
+def slurm_conf() -> Path:
+    """The slurm.conf of the cluster the tests drive."""
+    return SLURM_CONF if on_host() else cluster_root() / "etc/slurm/slurm.conf"
+
+
+def version_at_least(release: str) -> bool:
+    """The driven cluster's Slurm is release ("25.05") or newer."""
+    return tuple(map(int, VERSION.split("."))) >= tuple(map(int, release.split(".")))
+
+
+def slurm_bin() -> Path:
+    """The directory of the client commands leftover is configured with."""
+    return Path("/usr/bin") if on_host() else WRAPPERS / VERSION / "bin"
+
+
+def slurm_command(command: str, *arguments: str, user: "TestUser | None" = None) -> list[str]:
+    """argv for one of the cluster's client commands, run as root or, with
+    user, as that user (inside the chroot: chroot(8) then setpriv(1), as root)."""
+    if on_host() or user is None:
+        return [str(slurm_bin() / command), *arguments]
+    gid = grp.getgrnam(user.name).gr_gid
+    return ["chroot", str(cluster_root()), "setpriv", f"--reuid={user.uid}", f"--regid={gid}", "--clear-groups",
+            f"/usr/bin/{command}", *arguments]
+
+
+def _as(user: "TestUser") -> dict:
+    """subprocess keywords that run a slurm_command as user."""
+    if not on_host():
+        return {}
+    return {"user": user.uid, "group": grp.getgrnam(user.name).gr_gid, "extra_groups": []}
 
 
 _HELD = []  # this process's hold on MACHINE_LOCK, taken once however many callers ask
@@ -83,11 +137,31 @@ USERS = (JOB, STRAY, SUSPENDED, EXEMPT_BY_NAME, EXEMPT_BY_UID, LONG_NAME, BEYOND
 
 
 def is_test_cluster() -> bool:
-    return os.geteuid() == 0 and SLURM_CONF.exists() and MARK in SLURM_CONF.read_text()
+    if os.geteuid() != 0:
+        return False
+    if on_host():
+        return SLURM_CONF.exists() and MARK in SLURM_CONF.read_text()
+    assert VERSION in CHROOT_VERSIONS, f"LEFTOVER_TEST_SLURM={VERSION}: known are {HOST_VERSION}, {CHROOT_VERSIONS}"
+    return shutil.which("debootstrap") is not None
 
 
-def slurm_up() -> None:
-    subprocess.run([str(SLURM_UP)], check=True, stdout=subprocess.DEVNULL)
+def slurm_up(layout: str = "host", proctrack: str = "proctrack/linuxproc") -> None:
+    """The cluster up (idempotent); a chroot's with its node layout (see
+    tests/cluster/slurm-chroot). The caller holds the machine lock."""
+    if on_host():
+        assert layout == "host", "the host's cluster is shared: its node names are not changed"
+        subprocess.run([str(SLURM_UP)], check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "LEFTOVER_TEST_PROCTRACK": proctrack})
+    else:
+        subprocess.run([str(SLURM_CHROOT), "up", VERSION, layout, proctrack], check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "LEFTOVER_HOLDS_MACHINE_LOCK": "1"})
+
+
+def slurm_down() -> None:
+    """A chroot's daemons stopped and its mounts gone (the host's cluster stays)."""
+    if not on_host():
+        subprocess.run([str(SLURM_CHROOT), "down", VERSION], check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "LEFTOVER_HOLDS_MACHINE_LOCK": "1"})
 
 
 def ensure_users() -> None:
@@ -98,10 +172,18 @@ def ensure_users() -> None:
         try:
             assert pwd.getpwnam(user.name).pw_uid == user.uid
         except KeyError:
-            subprocess.run(
-                ["useradd", "--no-create-home", "--user-group", "--uid", str(user.uid), "--shell", "/bin/sh", user.name],
-                check=True,
-            )
+            _useradd(user, [])
+        if not on_host():
+            root = cluster_root()
+            if f"\n{user.name}:x:{user.uid}:" not in "\n" + (root / "etc/passwd").read_text():
+                _useradd(user, ["--root", str(root)])
+
+
+def _useradd(user: "TestUser", where: list[str]) -> None:
+    subprocess.run(
+        ["useradd", *where, "--no-create-home", "--user-group", "--uid", str(user.uid), "--shell", "/bin/sh", user.name],
+        check=True,
+    )
 
 
 def clear_test_users() -> None:
@@ -109,7 +191,7 @@ def clear_test_users() -> None:
     interrupted session; waits until every such process is gone."""
     for user in USERS:
         if user.name:
-            subprocess.run(["scancel", "--user", user.name], capture_output=True)
+            subprocess.run(slurm_command("scancel", "--user", user.name), capture_output=True)
     uids = ",".join(str(user.uid) for user in USERS)
     deadline = time.monotonic() + 30
     while True:
@@ -135,7 +217,10 @@ def config(directory: Path, **overrides) -> Path:
         "protected_users": ["slurm", EXEMPT_BY_NAME.name, EXEMPT_BY_UID.uid],
         "grace_seconds": 2,
         "squeue_timeout": 2,
-    } | overrides
+    }
+    if not on_host():
+        settings["squeue"] = str(slurm_bin() / "squeue")
+    settings |= overrides
     path = directory / "leftover.conf"
     path.write_text(json.dumps(settings))
     path.chmod(0o644)
@@ -175,7 +260,7 @@ def alive(pid: int) -> bool:
     """Running, and not a zombie waiting to be reaped."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read
         return False
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
 
@@ -196,15 +281,17 @@ def stop(processes) -> None:
         process.wait()
 
 
-def submit_job(user: TestUser) -> tuple[int, int]:
-    """sbatch a job as user; wait until it runs. Returns (job id, pid of the job's sleep)."""
+def submit_job(user: TestUser, node: str | None = None) -> tuple[int, int]:
+    """sbatch a job as user (on node, if named); wait until it runs. Returns
+    (job id, pid of the job's sleep)."""
     workdir = Path(tempfile.mkdtemp(prefix="leftover-e2e-job-", dir="/tmp"))
     workdir.chmod(0o777)
     marker = workdir / "pid"
+    where = [f"--nodelist={node}"] if node else []
     done = subprocess.run(
-        ["sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", "--wrap", f"echo $$ > {marker}; exec sleep 600"],
-        user=user.uid, group=grp.getgrnam(user.name).gr_gid, extra_groups=[],
-        capture_output=True, text=True, check=True,
+        slurm_command("sbatch", "--parsable", *where, "--chdir=/tmp", "--output=/dev/null", "--wrap",
+                      f"echo $$ > {marker}; exec sleep 600", user=user),
+        **_as(user), capture_output=True, text=True, check=True,
     )
     job_id = int(done.stdout.strip().split(";")[0])
     deadline = time.monotonic() + 60
@@ -217,22 +304,37 @@ def submit_job(user: TestUser) -> tuple[int, int]:
     raise AssertionError(f"job {job_id} of {user.name} did not start; state {job_state(job_id)}")
 
 
+def job_nodes(job_id: int) -> str:
+    done = subprocess.run(slurm_command("squeue", "-h", "-j", str(job_id), "-o", "%N"), capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def job_state(job_id: int) -> str:
-    done = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True)
+    done = subprocess.run(slurm_command("squeue", "-h", "-j", str(job_id), "-o", "%T"), capture_output=True, text=True)
     return done.stdout.strip()
 
 
 def scontrol(*arguments: str) -> None:
-    subprocess.run(["scontrol", *arguments], check=True, capture_output=True)
+    subprocess.run(slurm_command("scontrol", *arguments), check=True, capture_output=True)
 
 
 def cancel(job_id: int) -> None:
-    subprocess.run(["scancel", str(job_id)], check=False)
+    subprocess.run(slurm_command("scancel", str(job_id)), check=False)
 
 
 def daemon_pids(name: str) -> list[int]:
-    done = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
-    return [int(pid) for pid in done.stdout.split()]
+    """The cluster's own daemons called name: a chroot's are started by their
+    real file names (slurmctld-wlm, ...) and run with the chroot as root, so
+    neither cluster's tests touch the other's daemons."""
+    done = subprocess.run(["pgrep", "-x", f"{name}|{name}-wlm"], capture_output=True, text=True)
+    return [int(pid) for pid in done.stdout.split() if _root_of(int(pid)) == cluster_root()]
+
+
+def _root_of(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/root"))
+    except OSError:
+        return None
 
 
 def signal_daemon(name: str, signum: int) -> None:
@@ -259,9 +361,8 @@ def submit_escaping_job(user: TestUser) -> tuple[int, int, int]:
         f"echo $$ > {workdir}/pid; exec sleep 600"
     )
     done = subprocess.run(
-        ["sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", "--wrap", script],
-        user=user.uid, group=grp.getgrnam(user.name).gr_gid, extra_groups=[],
-        capture_output=True, text=True, check=True,
+        slurm_command("sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", "--wrap", script, user=user),
+        **_as(user), capture_output=True, text=True, check=True,
     )
     job_id = int(done.stdout.strip().split(";")[0])
     deadline = time.monotonic() + 60
@@ -278,7 +379,7 @@ def submit_escaping_job(user: TestUser) -> tuple[int, int, int]:
 def controller_queries() -> dict[str, int]:
     """Client queries slurmctld has answered since the last reset (`sdiag -r`):
     every REQUEST_*_INFO message but sdiag's own."""
-    done = subprocess.run(["sdiag"], capture_output=True, text=True, check=True)
+    done = subprocess.run(slurm_command("sdiag"), capture_output=True, text=True, check=True)
     section = done.stdout.split("Remote Procedure Call statistics by message type", 1)[1].split("\n\n", 1)[0]
     counts = {}
     for line in section.splitlines():
@@ -289,12 +390,11 @@ def controller_queries() -> dict[str, int]:
 
 
 def reset_controller_statistics() -> None:
-    subprocess.run(["sdiag", "-r"], check=True, capture_output=True)
+    subprocess.run(slurm_command("sdiag", "-r"), check=True, capture_output=True)
 
 
 def slurm_up_with(proctrack: str) -> None:
-    subprocess.run([str(SLURM_UP)], check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "LEFTOVER_TEST_PROCTRACK": proctrack})
+    slurm_up(proctrack=proctrack)
 
 
 def allocate_without_shell(user: TestUser, job_cgroups: bool = True) -> int:
@@ -303,8 +403,8 @@ def allocate_without_shell(user: TestUser, job_cgroups: bool = True) -> int:
     Waits for the extern step's cgroups (proctrack/cgroup) or, without
     job_cgroups, for its slurmstepd."""
     done = subprocess.run(
-        ["salloc", "--no-shell", "--nodes=1"], user=user.uid, group=grp.getgrnam(user.name).gr_gid,
-        extra_groups=[], capture_output=True, text=True, check=True, cwd="/tmp",
+        slurm_command("salloc", "--no-shell", "--nodes=1", user=user), **_as(user),
+        capture_output=True, text=True, check=True, cwd="/tmp",
     )
     job_id = int(done.stderr.split("Granted job allocation ")[1].split()[0])
     deadline = time.monotonic() + 30
@@ -317,7 +417,7 @@ def allocate_without_shell(user: TestUser, job_cgroups: bool = True) -> int:
 def extern_stepd(job_id: int) -> int | None:
     """The pid of the job's extern step slurmstepd, if it runs."""
     done = subprocess.run(["pgrep", "-x", "-f", rf"slurmstepd: \[{job_id}\.extern\]"], capture_output=True, text=True)
-    pids = done.stdout.split()
+    pids = [pid for pid in done.stdout.split() if _root_of(int(pid)) == cluster_root()]
     return int(pids[0]) if pids else None
 
 

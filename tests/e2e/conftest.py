@@ -31,11 +31,19 @@ def machine():
 
 @pytest.fixture(scope="session")
 def slurm(machine):
+    """The cluster LEFTOVER_TEST_SLURM names (cluster.py), up for the session;
+    a chroot's stops at its end, so that no other session meets its daemons."""
     if not cluster.is_test_cluster():
         _unavailable("no test cluster here (run tests/cluster/slurm-up as root)")
-    cluster.slurm_up()
-    cluster.ensure_users()
-    cluster.clear_test_users()
+    try:
+        cluster.slurm_up()
+        cluster.ensure_users()
+        cluster.clear_test_users()
+        yield
+    finally:
+        if not cluster.on_host():
+            cluster.clear_test_users()
+        cluster.slurm_down()
 
 
 @pytest.fixture(scope="session")

@@ -77,3 +77,4 @@ class SyslogCollector:
     def close(self) -> None:
         self.sock.close()
         DEV_LOG.unlink(missing_ok=True)
+

@@ -24,8 +24,9 @@ def test_a_job_of_a_uid_beyond_2_31_is_read_from_squeues_negative_number(linuxpr
     job_id = cluster.allocate_without_shell(BEYOND_2_31, job_cgroups=False)
     outside, stray = cluster.sleeper(BEYOND_2_31), cluster.sleeper(STRAY)
     try:
-        printed = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%U"], capture_output=True, text=True, check=True)
-        version = subprocess.run(["squeue", "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
+        printed = subprocess.run(cluster.slurm_command("squeue", "-h", "-j", str(job_id), "-o", "%U"),
+                                 capture_output=True, text=True, check=True)
+        version = subprocess.run(cluster.slurm_command("squeue", "--version"), capture_output=True, text=True, check=True).stdout.split()[1]
         if tuple(map(int, version.split(".")[:3])) < (26, 5, 3):
             assert printed.stdout.strip() == str(BEYOND_2_31.uid - 2**32)
         result = cluster.run_leftover(cluster.config(tmp_path), "--json")

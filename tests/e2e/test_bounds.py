@@ -29,7 +29,7 @@ from tests.e2e.cluster import STRAY
 pytestmark = pytest.mark.e2e
 
 FREEZER = Path("/sys/fs/cgroup/freezer")
-SQUEUE = Path("/usr/bin/squeue")
+SQUEUE = Path("/usr/bin/squeue")  # also where a chroot's wrapper ends up (exec, same pid)
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def child_running(parent: int, program: Path, seconds: float = 20) -> int:
 def test_squeue_frozen_in_a_cgroup_freezer_is_left_behind_within_the_bound(stray, syslog, frozen_cgroup, tmp_path):
     """slurmctld stopped, so the real squeue waits for it; then squeue is frozen,
     so the SIGKILL at squeue_timeout cannot end it (D state)."""
-    conf = cluster.config(tmp_path, squeue=str(SQUEUE), slew_max=0)
+    conf = cluster.config(tmp_path, squeue=str(cluster.slurm_bin() / "squeue"), slew_max=0)  # a chroot's: its wrapper
     mark = syslog.mark()
     cluster.signal_daemon("slurmctld", signal.SIGSTOP)
     try:

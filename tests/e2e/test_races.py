@@ -4,7 +4,6 @@ job starting at that moment would. Only processes older than the question may
 be killed."""
 
 import json
-import shutil
 
 import pytest
 
@@ -15,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_process_started_while_slurm_is_asked_waits_for_the_next_run(slurm, tmp_path):
-    real = shutil.which("squeue")
+    real = cluster.slurm_bin() / "squeue"
     newborn = tmp_path / "newborn.pid"
     wrapper = tmp_path / "squeue"
     wrapper.write_text(
