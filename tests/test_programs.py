@@ -159,7 +159,9 @@ def test_a_program_frozen_in_a_cgroup_is_left_behind_within_the_bound(tmp_path):
 def test_the_answer_is_read_without_any_writable_temporary_directory():
     """squeue's answer goes through a pipe: with every temporary directory
     read-only (a full or missing /tmp), the run still reads it."""
-    setup = "mount -t tmpfs -o ro tmpfs /tmp && mount -t tmpfs -o ro tmpfs /var/tmp && cd /tmp"
+    # Read-only, not emptied: a checkout under /tmp (a CI clone) stays readable.
+    setup = ("mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp && "
+             "mount --bind /var/tmp /var/tmp && mount -o remount,bind,ro /var/tmp && cd /tmp")
     command = (f"{setup} && exec {sys.executable} -m leftover --dry-run --json --no-splay "
                f"--config {EXAMPLE_NODE}/leftover.conf --proc {EXAMPLE_PROC} --passwd {EXAMPLE_NODE}/passwd")
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", command],

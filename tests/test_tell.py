@@ -62,10 +62,14 @@ def test_a_terminal_whose_output_does_not_drain_is_given_up_at_once(pty):
     master, path = pty
     fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
     try:
-        while True:
-            os.write(fd, b"x" * 4096)
-    except BlockingIOError:
-        pass
+        refused = 0
+        while refused < 3:  # the line discipline moves data on a moment later: full means full three times running
+            try:
+                os.write(fd, b"x" * 4096)
+                refused = 0
+            except BlockingIOError:
+                refused += 1
+                time.sleep(0.05)
     finally:
         os.close(fd)
     started = time.monotonic()
