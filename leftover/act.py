@@ -55,6 +55,13 @@ class Outcome:
     decision: Decision
     result: Result
     detail: str = ""  # why it was unchecked or a signal failed
+    sigterm_sent: bool = False  # SIGTERM went out, whatever became of SIGKILL
+
+    @property
+    def signalled(self) -> bool:
+        """Whether any signal may have reached it: a SIGKILL left unchecked
+        or refused after a SIGTERM still leaves a signalled target."""
+        return self.sigterm_sent or self.result not in UNSIGNALLED
 
 
 class KillPhaseStopped(Exception):
@@ -67,7 +74,7 @@ class KillPhaseStopped(Exception):
 
     @property
     def signalled(self) -> bool:
-        return any(o.result not in UNSIGNALLED for o in self.outcomes)
+        return any(o.signalled for o in self.outcomes)
 
 
 class _NoPidfds(Exception):
@@ -186,7 +193,7 @@ class Actor:
         except BaseException as cause:
             why = f"stopped by {cause.name}" if isinstance(cause, Interrupted) else f"stopped by an error ({type(cause).__name__}: {cause})"
             raise KillPhaseStopped(why, self._account_for(why, handles)) from cause
-        return [Outcome(h.decision, h.result, h.error if h.result in NOT_CARRIED_OUT else "") for h in handles]
+        return [Outcome(h.decision, h.result, h.error if h.result in NOT_CARRIED_OUT else "", h.sigterm_sent) for h in handles]
 
     def _terminate_then_kill(self, live: list[_Target], grace_seconds: float) -> None:
         if not self.pidfds:
@@ -244,7 +251,7 @@ class Actor:
         for handle in handles:
             if handle.result is None:
                 handle.result = Result.SIGTERM_ONLY if handle.sigterm_sent else Result.NOT_SIGNALLED
-        outcomes = [Outcome(h.decision, h.result, h.error if h.result in NOT_CARRIED_OUT else "") for h in handles]
+        outcomes = [Outcome(h.decision, h.result, h.error if h.result in NOT_CARRIED_OUT else "", h.sigterm_sent) for h in handles]
         termed = sorted(o.decision.process.pid for o in outcomes if o.result is Result.SIGTERM_ONLY)
         untouched = sorted(o.decision.process.pid for o in outcomes if o.result is Result.NOT_SIGNALLED)
         self.report(

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from leftover import config, lock, metrics
-from leftover.act import NOT_CARRIED_OUT, OWN_PROC, UNSIGNALLED, Actor, KillPhaseStopped, pid_list
+from leftover.act import NOT_CARRIED_OUT, OWN_PROC, Actor, KillPhaseStopped, pid_list
 from leftover.config import ConfigError, Settings
 from leftover.decide import USERNS_UNREADABLE, Facts, JobAnswer, Plan
 from leftover.group import GroupEntry, parse_group
@@ -152,7 +152,7 @@ def _stopped(report: RunReport, why: str, label: str, signalled: bool) -> None:
 
 
 def _signalled(report: RunReport) -> bool:
-    return any(o.result not in UNSIGNALLED for o in report.outcomes)
+    return any(o.signalled for o in report.outcomes)
 
 
 class _PrintVersion(argparse.Action):

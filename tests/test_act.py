@@ -308,3 +308,26 @@ def test_a_target_that_cannot_be_checked_is_unchecked_not_changed(children, monk
     outcomes = actor(Said()).carry_out([decision], grace_seconds=1)
     assert [(o.result, o.detail) for o in outcomes] == [(Result.UNCHECKED, f"cannot read /proc/{child.pid}/status: Too many open files")]
     assert child.poll() is None
+
+
+def test_a_target_whose_sigkill_could_not_be_checked_still_counts_as_signalled(children, monkeypatch):
+    """SIGTERM went out, the target ignored it, and /proc failed before SIGKILL:
+    the outcome is unchecked, yet the run did signal it (exit 3, never 'nothing
+    signalled')."""
+    from leftover import act
+    from leftover.scan import ProcError, read_identity
+
+    child = start("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)")
+    children.append(child)
+    target = planned(child)
+    calls = []
+
+    def failing_after_sigterm(root, pid):
+        calls.append(pid)
+        if len(calls) > 1:
+            raise ProcError(f"cannot read {root}/{pid}/stat: Input/output error")
+        return read_identity(root, pid)
+
+    monkeypatch.setattr(act, "read_identity", failing_after_sigterm)
+    (outcome,) = actor(Said()).carry_out([target], grace_seconds=0.2)
+    assert outcome.result is Result.UNCHECKED and outcome.sigterm_sent and outcome.signalled

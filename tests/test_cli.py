@@ -290,6 +290,17 @@ def test_a_run_that_signalled_some_targets_but_not_others_exits_3(capsys, monkey
     assert [t["result"] for t in report["targets"]] == ["terminated", "unchecked", "gone"]
 
 
+def test_a_run_whose_only_signal_was_a_sigterm_exits_3_not_nothing_signalled(capsys, monkeypatch, tmp_path):
+    from leftover.act import Outcome
+
+    def carry_out(self, targets, grace):
+        return [Outcome(d, Result.UNCHECKED, "cannot read /proc: Input/output error", sigterm_sent=True) for d in targets]
+
+    monkeypatch.setattr(Actor, "carry_out", carry_out)
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"))
+    assert code == 3 and report["bailed_out"] is None and report["stopped"]
+
+
 def test_targets_that_changed_or_exited_are_a_completed_run(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(Actor, "carry_out", outcomes_of(Result.CHANGED, Result.GONE, Result.KILLED))
     code, _ = run(capsys, "--lock-file", str(tmp_path / "lock"))
