@@ -205,7 +205,7 @@ class _Run:
         facts = self._facts(settings)
 
         if settings.job_source == "local":
-            facts, plan = self._judged(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks(), "local")))
+            facts, plan = self._judged(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks())))
         else:
             facts, plan = self._judged(facts)
             if plan.undecided:
@@ -213,8 +213,8 @@ class _Run:
         plan = with_gpu_devices(self.proc, plan)
         self.report.plan = plan
         self._note_skipped()
-        self._note_unreadable_namespaces(plan)
         self._look_up_names(plan)
+        self._note_unreadable_namespaces(plan)
 
         if self.arguments.dry_run or not plan.targets:
             return

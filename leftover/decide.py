@@ -42,12 +42,11 @@ class Verdict(Enum):
 @dataclass(frozen=True)
 class JobAnswer:
     """Who has a job on this node beyond what the node shows, and when that was
-    asked (CLOCK_BOOTTIME in clock ticks, read just before asking). source is
-    "squeue", or "local" where the controller is never asked (job_uids empty)."""
+    asked (CLOCK_BOOTTIME in clock ticks, read just before asking). Under
+    job_source local the controller is never asked and job_uids is empty."""
 
     job_uids: frozenset[int]
     asked_at_ticks: int
-    source: str = "squeue"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ class SlurmOutputError(ValueError):
 
 
 def parse_job_uids(text: str) -> frozenset[int]:
-    """`squeue --noheader --format=%U`: one decimal UID per line, one line per job.
+    """The lines after squeue's `UID` header (see parse_job_uid_table): one
+    decimal UID per line, one line per job.
     No output at all means no job; a blank or other line is an error.
 
     squeue before 26.05.3 prints %U with "%d" (_print_job_user_id() calls

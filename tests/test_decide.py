@@ -157,7 +157,7 @@ def test_parent_cycles_do_not_hang_the_ancestry_walk():
 
 
 def test_local_answer_targets_what_no_local_evidence_covers():
-    local = JobAnswer(frozenset(), ASKED_AT, "local")
+    local = JobAnswer(frozenset(), ASKED_AT)
     plan = decide(stepd_tree(), replace(FACTS, answer=local))
     assert [d.process.pid for d in plan.targets] == [14, 15, 16]
 

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 CGROUPS = REPO / "fixtures" / "cgroup"
 FACTS = Facts(min_uid=1000, protected_uids=frozenset())
-LOCAL = replace(FACTS, answer=JobAnswer(frozenset(), 10_000_000, "local"))
+LOCAL = replace(FACTS, answer=JobAnswer(frozenset(), 10_000_000))
 JOB_USER, OTHER_USER = 3001, 3002
 
 
