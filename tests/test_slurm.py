@@ -8,7 +8,7 @@ import pytest
 from leftover import cli, slurm
 from leftover.act import Actor
 from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
-from tests.faults import config
+from tests.faults import config, standin_scontrol
 
 
 def squeue_in(directory: Path, uid: int) -> Path:
@@ -16,6 +16,7 @@ def squeue_in(directory: Path, uid: int) -> Path:
     path = directory / "squeue"
     path.write_text(f"#!/bin/sh\nprintf 'UID\\n{uid}\\n'\n")
     path.chmod(0o755)
+    standin_scontrol(directory)
     return directory
 
 
