@@ -90,6 +90,15 @@ def slurm_bin() -> Path:
     return Path("/usr/bin") if on_host() else WRAPPERS / VERSION / "bin"
 
 
+def scontrol_beside(directory: Path) -> Path:
+    """A copy of the cluster's scontrol in directory, beside a squeue of the
+    test's own: leftover learns the node names only from an scontrol beside
+    the squeue it runs."""
+    path = directory / "scontrol"
+    shutil.copy2(slurm_bin() / "scontrol", path)
+    return path
+
+
 def slurm_command(command: str, *arguments: str, user: "TestUser | None" = None) -> list[str]:
     """argv for one of the cluster's client commands, run as root or, with
     user, as that user (inside the chroot: chroot(8) then setpriv(1), as root)."""

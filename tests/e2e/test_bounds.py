@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 
 FREEZER = Path("/sys/fs/cgroup/freezer")
 SQUEUE = Path("/usr/bin/squeue")  # also where a chroot's wrapper ends up (exec, same pid)
+SCONTROL = Path("/usr/bin/scontrol")  # leftover runs the scontrol beside squeue first
 
 
 @pytest.fixture
@@ -179,6 +180,7 @@ def test_squeue_in_a_directory_owned_by_another_account_is_not_run(stray, syslog
     directory = tmp_path / "slurm"
     directory.mkdir()
     shutil.copy2(SQUEUE, directory / "squeue")
+    shutil.copy2(SCONTROL, directory / "scontrol")
     os.chown(directory, STRAY.uid, STRAY.uid)
     conf = cluster.config(tmp_path, squeue=str(directory / "squeue"), slew_max=0)
     bails_out_in_time(syslog, conf, stray, f"directory {directory} on its path is owned by uid {STRAY.uid}")
@@ -188,9 +190,10 @@ def test_squeue_through_a_symlink_in_a_directory_others_can_write_is_not_run(str
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    (shared / "squeue").symlink_to(SQUEUE)
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "squeue").symlink_to(shared / "squeue")
+    for command, real in (("squeue", SQUEUE), ("scontrol", SCONTROL)):
+        (shared / command).symlink_to(real)
+        (tmp_path / "bin" / command).symlink_to(shared / command)
     conf = cluster.config(tmp_path, squeue=str(tmp_path / "bin" / "squeue"), slew_max=0)
     bails_out_in_time(syslog, conf, stray, f"directory {shared} on its path is writable by group or others")
 
