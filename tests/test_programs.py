@@ -1,7 +1,8 @@
 """Running a program as root: the whole path is checked, the checked file is
 what runs, and every wait has a bound (a process group killed at the deadline,
-a frozen child left behind). Real processes, real directories, a real cgroup v1
-freezer where the machine has one."""
+a frozen child left behind). The checks run in the child leftover forks, so
+their refusals are read here as run() reports them. Real processes, real
+directories, a real cgroup v1 freezer where the machine has one."""
 
 import json
 import os
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from leftover import programs
-from leftover.programs import KILL_WAIT_SECONDS, ProgramError, Unanswered, open_trusted, run
+from leftover.lock import take_lock
+from leftover.programs import KILL_WAIT_SECONDS, Finished, ProgramError, Unanswered, executables, run
 from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
 
 OTHER_UID = 3002  # an account that is neither root nor leftover's user
@@ -26,6 +28,10 @@ def script(path: Path, body: str, mode: int = 0o755) -> Path:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(mode)
     return path
+
+
+def started(program: Path) -> Finished:
+    return run([str(program)], {}, time.monotonic() + 5)
 
 
 def alive(pid: int) -> bool:
@@ -48,7 +54,7 @@ def test_a_directory_owned_by_another_account_is_refused(tmp_path):
     program = script(directory / "squeue", "echo UID")
     os.chown(tmp_path / "slurm", OTHER_UID, OTHER_UID)
     with pytest.raises(ProgramError, match=f"directory {tmp_path}/slurm on its path is owned by uid {OTHER_UID}"):
-        open_trusted(str(program))
+        started(program)
 
 
 def test_a_symlink_through_a_directory_others_can_write_is_refused(tmp_path):
@@ -58,12 +64,12 @@ def test_a_symlink_through_a_directory_others_can_write_is_refused(tmp_path):
     script(open_directory / "squeue", "echo UID")
     (tmp_path / "squeue").symlink_to(open_directory / "squeue")
     with pytest.raises(ProgramError, match=f"directory {open_directory} on its path is writable by group or others"):
-        open_trusted(str(tmp_path / "squeue"))
+        started(tmp_path / "squeue")
 
 
 def test_a_group_writable_file_is_refused(tmp_path):
     with pytest.raises(ProgramError, match="is writable by group or others .mode 0775."):
-        open_trusted(str(script(tmp_path / "squeue", "echo UID", mode=0o775)))
+        started(script(tmp_path / "squeue", "echo UID", mode=0o775))
 
 
 @needs_root
@@ -75,14 +81,14 @@ def test_a_symlink_owned_by_another_account_is_refused_even_in_a_sticky_director
     (sticky / "squeue").symlink_to(target)
     os.lchown(sticky / "squeue", OTHER_UID, OTHER_UID)
     with pytest.raises(ProgramError, match=f"symlink {sticky}/squeue on its path is owned by uid {OTHER_UID}"):
-        open_trusted(str(sticky / "squeue"))
+        started(sticky / "squeue")
 
 
 def test_a_sticky_world_writable_directory_holding_a_trusted_file_is_accepted(tmp_path):
     sticky = tmp_path / "sticky"
     sticky.mkdir()
     sticky.chmod(0o1777)
-    os.close(open_trusted(str(script(sticky / "squeue", "echo UID"))))
+    assert started(script(sticky / "squeue", "echo UID")).stdout == b"UID\n"
 
 
 def test_relative_and_dotted_symlinks_are_followed_as_the_kernel_would(tmp_path):
@@ -99,15 +105,15 @@ def test_the_checked_file_is_the_one_that_runs(tmp_path, monkeypatch):
     """Whatever happens to the path after the check, the file that was checked
     and opened runs, not whatever the path names at exec time."""
     program = script(tmp_path / "squeue", "echo checked")
-    checked = programs.open_trusted
+    checked = programs._open_trusted
 
-    def check_then_swap(path: str) -> int:
+    def check_then_swap(path: str) -> int:  # in the child, between its check and its exec
         fd = checked(path)
         swapped = script(tmp_path / "other", "echo swapped-in")
         os.replace(swapped, program)
         return fd
 
-    monkeypatch.setattr(programs, "open_trusted", check_then_swap)
+    monkeypatch.setattr(programs, "_open_trusted", check_then_swap)
     assert run([str(program)], {}, time.monotonic() + 5).stdout == b"checked\n"
 
 
@@ -153,6 +159,30 @@ def test_a_program_frozen_in_a_cgroup_is_left_behind_within_the_bound(tmp_path):
         while (cgroup / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
             time.sleep(0.05)
         cgroup.rmdir()
+
+
+def test_looking_for_programs_finds_executable_files_and_their_real_paths(tmp_path):
+    script(tmp_path / "squeue", "echo UID")
+    (tmp_path / "link").symlink_to(tmp_path / "squeue")
+    (tmp_path / "plain").write_text("")
+    (tmp_path / "directory").mkdir()
+    paths = [str(tmp_path / name) for name in ("squeue", "link", "plain", "directory", "absent")]
+    assert executables(paths, time.monotonic() + 5) == {
+        str(tmp_path / "squeue"): str(tmp_path / "squeue"), str(tmp_path / "link"): str(tmp_path / "squeue"),
+    }
+
+
+def test_the_program_inherits_no_descriptor_of_leftovers(tmp_path):
+    """The lock's descriptor (close-on-exec or not) never reaches the child:
+    it closes every descriptor but its pipes before its first step."""
+    held = take_lock(tmp_path / "lock")
+    os.set_inheritable(held, True)
+    try:
+        done = run([str(script(tmp_path / "fds", "ls -l /proc/$$/fd"))], {"PATH": "/usr/bin:/bin"}, time.monotonic() + 5)
+    finally:
+        os.close(held)
+    assert done.returncode == 0 and str(tmp_path / "lock") not in done.stdout.decode()
+    assert "/dev/null" in done.stdout.decode()  # its stdin: what it lists is its own
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
