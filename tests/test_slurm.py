@@ -1,6 +1,7 @@
 """Which squeue runs: the site's own installation before the distribution's."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,13 @@ def site_and_distribution(tmp_path, monkeypatch):
 
 def test_the_sites_squeue_comes_before_the_distributions_on_path(site_and_distribution):
     site, distribution = site_and_distribution
-    assert slurm.squeue_candidates(None) == [site / "squeue", distribution / "squeue"]
+    found = slurm.find_commands(None, time.monotonic() + 5)
+    assert found.squeues == (site / "squeue", distribution / "squeue") and found.scontrol is None
 
 
 def test_a_configured_squeue_is_the_only_one(site_and_distribution):
     _, distribution = site_and_distribution
-    assert slurm.squeue_candidates(distribution / "squeue") == [distribution / "squeue"]
+    assert slurm.find_commands(distribution / "squeue", time.monotonic() + 5).squeues == (distribution / "squeue",)
 
 
 def test_the_run_says_which_squeue_ran_and_which_others_it_found(site_and_distribution, capsys, monkeypatch, tmp_path):
