@@ -6,6 +6,7 @@ directories, a real cgroup v1 freezer where the machine has one."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from leftover import programs
 from leftover.lock import take_lock
 from leftover.programs import KILL_WAIT_SECONDS, Finished, ProgramError, Unanswered, executables, run
-from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
+from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC, state_of
 
 OTHER_UID = 3002  # an account that is neither root nor leftover's user
 FREEZER = Path("/sys/fs/cgroup/freezer")
@@ -159,6 +160,45 @@ def test_a_program_frozen_in_a_cgroup_is_left_behind_within_the_bound(tmp_path):
         while (cgroup / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
             time.sleep(0.05)
         cgroup.rmdir()
+
+
+@pytest.mark.parametrize(("mode", "where", "stuck"), [
+    ("taken", "other/squeue", True),  # a step of its path: the server took the lookup
+    ("taken", "squeue", True),  # the file itself: every step answers, the open for exec does not
+    ("queued", "other/squeue", True),  # behind the lookup holding /other's lock (fuse_lock_inode, a mutex)
+    ("queued", "slurm/bin/squeue", False),  # the lookup is still in the kernel's queue: SIGKILL ends it
+], ids=["lookup-taken", "exec-taken", "lookup-behind-a-lock", "lookup-queued"])
+def test_a_file_system_that_never_answers_holds_a_child_never_leftover_nor_its_lock(
+    hung_file_system, tmp_path, mode, where, stuck
+):
+    """Every step towards the program is the child's: leftover gives up on it
+    at the deadline, and a child the kernel will not let go (state D, where
+    SIGKILL waits too) is left behind holding nothing of leftover's."""
+    program = hung_file_system.mount(mode) / where
+    held = take_lock(tmp_path / "lock")
+    started = time.monotonic()
+    with pytest.raises(Unanswered) as unanswered:
+        run([str(program)], {}, started + 0.5)
+    elapsed = time.monotonic() - started
+    assert not unanswered.value.started
+    assert unanswered.value.within(0.5).startswith(f"did not start within 0.5s (a file system on the way to {program} did not answer)")
+    if stuck:
+        pid = int(re.fullmatch(r"; pid (\d+) still there 1s after SIGKILL \(state D\), left behind", unanswered.value.left_behind)[1])
+        assert state_of(pid) == "D"
+        assert KILL_WAIT_SECONDS < elapsed < 0.5 + KILL_WAIT_SECONDS + 0.5
+    else:
+        assert unanswered.value.left_behind == "" and elapsed < 0.5 + KILL_WAIT_SECONDS
+    os.close(held)
+    os.close(take_lock(tmp_path / "lock"))  # a fresh open file: taken only if no child holds a copy of the first
+
+
+def test_looking_for_programs_on_a_file_system_that_never_answers_ends_at_the_deadline(hung_file_system):
+    hung = hung_file_system.mount("taken")
+    started = time.monotonic()
+    with pytest.raises(Unanswered) as unanswered:
+        executables(["/bin/sh", str(hung / "other" / "squeue")], started + 0.5)
+    assert "(state D), left behind" in unanswered.value.left_behind
+    assert time.monotonic() - started < 0.5 + KILL_WAIT_SECONDS + 0.5
 
 
 def test_looking_for_programs_finds_executable_files_and_their_real_paths(tmp_path):
