@@ -52,6 +52,7 @@ from dataclasses import dataclass
 MAX_OUTPUT = 1 << 20
 KILL_WAIT_SECONDS = 1.0
 MAX_SYMLINKS = 40
+_FIRST_EXIT_POLL_SECONDS = 0.0001
 _EXIT_POLL_SECONDS = 0.01
 _ALL_SIGNALS = signal.valid_signals()
 _IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ)  # restored to their defaults for the program, as subprocess does
@@ -325,10 +326,8 @@ class _Child:
                             raise _TooMuch
         finally:
             self._close_ours()
-        while self._poll() is None:
-            if time.monotonic() >= deadline:
-                raise _Late
-            time.sleep(_EXIT_POLL_SECONDS)
+        if not self._reaped(deadline):
+            raise _Late
         said = b"".join(chunks["report"])
         if said.startswith(_ANSWER):
             self.answer = said[len(_ANSWER) :]
@@ -358,12 +357,22 @@ class _Child:
                 os.close(fd)
         self._stdin, self._readers = None, {}
 
-    def _poll(self) -> int | None:
-        if self.returncode is None:
+    def _reaped(self, until: float) -> bool:
+        """Whether the child has exited, waiting for it until then: a child
+        that has closed its pipes is usually a moment from its end, so the
+        pauses start short."""
+        pause = _FIRST_EXIT_POLL_SECONDS
+        while self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
+                break
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(pause, remaining))
+            pause = min(2 * pause, _EXIT_POLL_SECONDS)
+        return True
 
     def end(self, kill_wait: float) -> str:
         """SIGKILL the child and its process group and wait for it a short,
@@ -374,18 +383,16 @@ class _Child:
                     kill(self.pid, signal.SIGKILL)
                 except OSError:
                     pass
-        give_up = time.monotonic() + kill_wait
-        while self._poll() is None:
-            if time.monotonic() >= give_up:
-                return f"; pid {self.pid} still there {kill_wait:g}s after SIGKILL (state {_state(self.pid)}), left behind"
-            time.sleep(_EXIT_POLL_SECONDS)
-        return ""
+        if self._reaped(time.monotonic() + kill_wait):
+            return ""
+        return f"; pid {self.pid} still there {kill_wait:g}s after SIGKILL (state {_state(self.pid)}), left behind"
 
 
 def _fork(stdio: tuple[int, int, int], report: int, work: Callable[[], bytes]) -> int:
     """Fork the child, which sets itself up, does work() and exits, never
     returning here. Signals stay blocked across the fork, so that no handler
     of leftover's runs in the child before the default actions are back."""
+    handled = [signum for signum in _ALL_SIGNALS if signum in _IGNORED_BY_PYTHON or callable(signal.getsignal(signum))]
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
     try:
         pid = os.fork()
@@ -395,24 +402,24 @@ def _fork(stdio: tuple[int, int, int], report: int, work: Callable[[], bytes]) -
     if pid == 0:
         code = _NOT_STARTED
         try:
-            code = _in_child(stdio, report, previous, work)
+            code = _in_child(stdio, report, handled, previous, work)
         finally:
             os._exit(code)
     signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return pid
 
 
-def _in_child(stdio: tuple[int, int, int], report: int, mask: set, work: Callable[[], bytes]) -> int:
-    """The child's whole life, in os calls: default signal actions, a session
-    of its own, only its own pipes open (as 0, 1, 2 and _REPORT_FD), then
-    work(); its answer, or why it could not, goes to the report pipe. Its exit
-    status."""
+def _in_child(stdio: tuple[int, int, int], report: int, handled: list, mask: set, work: Callable[[], bytes]) -> int:
+    """The child's whole life, in os calls: the default action for each
+    signal in handled (those leftover handles or Python ignores), its mask
+    back, a session of its own, only its own pipes open (as 0, 1, 2 and
+    _REPORT_FD), then work(); its answer, or why it could not, goes to the
+    report pipe. Its exit status."""
     gc.disable()  # no finalizer of an object of leftover's may run here
     said_to = report  # until the report pipe is _REPORT_FD
     try:
-        for signum in _ALL_SIGNALS:
-            if signum in _IGNORED_BY_PYTHON or callable(signal.getsignal(signum)):
-                signal.signal(signum, signal.SIG_DFL)
+        for signum in handled:
+            signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.setsid()
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD, _ABOVE_STANDARD_FDS) for fd in (*stdio, report)]
