@@ -48,10 +48,11 @@ OUTSIDE_MAIN_SECONDS = 1.0
 
 def worst_case_seconds(settings: Settings) -> float:
     """The longest one run can take (README, "How long a run can take"): the
-    splay, scontrol and squeue each up to squeue_timeout, the grace, and the
-    fixed margins above, and the notify command's notify_timeout (and the
-    wait after killing it) where one is set. A run still going then is stopped like one sent
-    SIGTERM: a last guard against a wait nobody foresaw."""
+    splay, looking for the commands with scontrol and then squeue each up to
+    squeue_timeout, the grace, and the fixed margins above, and the notify
+    command's notify_timeout (and the wait after killing it) where one is set.
+    A run still going then is stopped like one sent SIGTERM: a last guard
+    against a wait nobody foresaw."""
     notify = settings.notify_timeout + NOTIFY_KILL_WAIT_SECONDS if settings.notify_command else 0.0
     return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + notify + FIXED_MARGIN_SECONDS
 
