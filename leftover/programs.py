@@ -46,6 +46,7 @@ import selectors
 import signal
 import stat
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -395,7 +396,13 @@ def _fork(stdio: tuple[int, int, int], report: int, work: Callable[[], bytes]) -
     handled = [signum for signum in _ALL_SIGNALS if signum in _IGNORED_BY_PYTHON or callable(signal.getsignal(signum))]
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12 and later warn of any fork in a process with threads
+            # (leftover's syslog and watchdog threads), after the child exists:
+            # as an error it would leave the child unsupervised. This child
+            # touches no lock those threads may hold (see the docstring).
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            pid = os.fork()
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         raise
