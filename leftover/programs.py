@@ -152,6 +152,8 @@ def _become(argv: list[str], environment: dict[str, str], cwd: str | None) -> by
 
 
 def _found(paths: list[str]) -> bytes:
+    """The search child's answer: each of paths that is an executable file,
+    then its real path, each followed by a NUL."""
     answer = []
     for path in paths:
         if os.access(path, os.X_OK) and not os.path.isdir(path):
