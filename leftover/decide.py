@@ -24,7 +24,6 @@ Rules this module keeps:
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import NamedTuple
 
@@ -39,8 +38,7 @@ class Verdict(Enum):
     TARGET = "target"
 
 
-@dataclass(frozen=True)
-class JobAnswer:
+class JobAnswer(NamedTuple):
     """Who has a job on this node beyond what the node shows, and when that was
     asked (CLOCK_BOOTTIME in clock ticks, read just before asking). Under
     job_source local the controller is never asked and job_uids is empty."""
@@ -49,8 +47,7 @@ class JobAnswer:
     asked_at_ticks: int
 
 
-@dataclass(frozen=True)
-class LocalJobs:
+class LocalJobs(NamedTuple):
     """What the node itself shows: processes inside a job, and their UIDs."""
 
     pids: frozenset[int] = frozenset()
@@ -70,8 +67,7 @@ SYSTEM_UID_RANGES: tuple[tuple[int, int], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """Everything but the processes that a decision depends on. local is
     filled in by decide() from the processes; callers leave it empty.
     system_uid_ranges are inclusive (low, high) UID ranges of system accounts
@@ -80,13 +76,12 @@ class Facts:
     min_uid: int
     protected_uids: frozenset[int]
     answer: JobAnswer | None = None
-    local: LocalJobs = field(default_factory=LocalJobs)
+    local: LocalJobs = LocalJobs()
     system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
     protected_group_uids: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     name: str
     verdict: Verdict
     needs_answer: bool
@@ -94,8 +89,15 @@ class Rule:
     meaning: str
 
 
-def _in_ranges(uids: tuple[int, ...], ranges: tuple[tuple[int, int], ...]) -> bool:
-    return any(low <= uid <= high for low, high in ranges for uid in uids)
+def _system_account(process: Process, facts: Facts) -> bool:
+    identities = process.identities
+    if min(identities) < facts.min_uid:
+        return True
+    for low, high in facts.system_uid_ranges:
+        for uid in identities:
+            if low <= uid <= high:
+                return True
+    return False
 
 
 RULES: tuple[Rule, ...] = (
@@ -106,7 +108,7 @@ RULES: tuple[Rule, ...] = (
          lambda p, f: p.exited,
          "already dead (no live thread left); only its parent can reap it"),
     Rule("system-account", Verdict.SPARE, False,
-         lambda p, f: min(p.identities) < f.min_uid or _in_ranges(p.identities, f.system_uid_ranges),
+         _system_account,
          "a UID, or its user namespace's owner, below min_uid or in system_uid_ranges"),
     Rule("protected-user", Verdict.SPARE, False,
          lambda p, f: not f.protected_uids.isdisjoint(p.identities),
@@ -146,8 +148,7 @@ class Decision(NamedTuple):
     rule: Rule | None  # None: undecided until the job answer is known
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """The verdict on every process: rules[i] decided processes[i] (None:
     undecided). Two parallel tuples rather than one Decision per process keep
     a node of 50,000 processes small; Decisions are made for the few asked for."""
@@ -186,13 +187,17 @@ _LOCAL_JOB_RULES = frozenset({"in-job-cgroup", "under-slurmstepd"})
 _STATUS_RULES = frozenset({"kernel-thread", "zombie", "system-account", "protected-user", "protected-group"})
 
 
+# The rows judged without the job answer: those before the first row that needs it.
+_BEFORE_ANSWER = RULES[: next(i for i, rule in enumerate(RULES) if rule.needs_answer)]
+
+
 def judge(process: Process, facts: Facts) -> Rule | None:
     """The first rule that applies to process, or None if that needs the job answer."""
-    for rule in RULES:
-        if rule.needs_answer and facts.answer is None:
-            return None
+    for rule in RULES if facts.answer is not None else _BEFORE_ANSWER:
         if rule.applies(process, facts):
             return rule
+    if facts.answer is None:
+        return None
     raise AssertionError("the last rule applies to every process")
 
 
@@ -238,7 +243,7 @@ def decide(processes: Iterable[Process], facts: Facts, settled: Plan | None = No
     and only the others are judged; processes must then not reuse a pid that
     settled holds for another process."""
     processes = tuple(processes)
-    facts = replace(facts, local=local_jobs(processes))
+    facts = facts._replace(local=local_jobs(processes))
     if settled is None:
         return Plan(processes, tuple(judge(p, facts) for p in processes), facts)
     earlier = {p.pid: rule for p, rule in zip(settled.processes, settled.rules, strict=True) if rule is not None}

@@ -27,7 +27,7 @@ import signal
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_OUTPUT = 1 << 20
 KILL_WAIT_SECONDS = 1.0
@@ -47,8 +47,7 @@ class Unanswered(ProgramError):
         self.left_behind = left_behind
 
 
-@dataclass(frozen=True)
-class Finished:
+class Finished(NamedTuple):
     returncode: int  # negative: killed by that signal
     stdout: bytes
     stderr: bytes

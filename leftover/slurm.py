@@ -13,8 +13,8 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from leftover.programs import ProgramError, Unanswered, run
 from leftover.squeue import SlurmOutputError, node_list, node_name, parse_job_uid_table, parse_node_names
@@ -31,8 +31,7 @@ class SlurmError(Exception):
     """Slurm did not give an answer leftover can trust."""
 
 
-@dataclass(frozen=True)
-class JobQuery:
+class JobQuery(NamedTuple):
     job_uids: frozenset[int]
     node_names: tuple[str, ...]
     seconds: float

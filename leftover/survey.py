@@ -1,14 +1,14 @@
 """Looking at the node: a /proc tree read into a Plan, each file of a process
 at most once per look and only where it can still change a verdict.
 
-look() is a run's first look. Every status is read; a process's cgroup only
-when neither its status nor a slurmstepd ancestor decided it, and then also
-the cgroups of root's slurmstepd processes and their root children, whose
-cgroup v1 path names the job's user; its user namespace only when its cgroup
-did not decide it either; its stat (start time) only when the job
-answer is already in hand and is all that is left to decide it. On an idle
-node, or one whose user processes all live under slurmstepd, that is one file
-per process.
+look() is a run's first look. Every status is read; a process's cgroup and
+user namespace only when neither its status nor a slurmstepd ancestor decided
+it (and then also the cgroups of root's slurmstepd processes and their root
+children, whose cgroup v1 path names the job's user); its stat (start time)
+only when the job answer is already in hand and is all that is left to decide
+it. On an idle node, or one whose user processes all live under slurmstepd,
+that is one file per process. It decides at most three times: on the
+statuses, on what the cgroups and namespaces add, and on the start times.
 
 look_again() follows a Slurm answer. It reads the start time of each process
 the first look left undecided, and reads in full only the processes that
@@ -22,8 +22,8 @@ only, to tell which GPU devices they hold.
 It signals nothing and asks no one; errors are ProcError from leftover.scan.
 """
 
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from leftover.decide import SLURMSTEPD, Facts, Plan, Verdict, decide
 from leftover.gpu import gpu_devices
@@ -39,8 +39,7 @@ from leftover.scan import (
 )
 
 
-@dataclass(frozen=True)
-class Survey:
+class Survey(NamedTuple):
     plan: Plan
     scan: Scan
     began_ticks: int  # CLOCK_BOOTTIME ticks, read before the look's first file
@@ -72,7 +71,7 @@ def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
     scan = Scan(tuple(sorted(kept + list(fresh.processes), key=_pid)), timed.skipped + fresh.skipped)
     plan = first.plan
     if fresh.processes:
-        plan = decide(scan.processes, replace(facts, answer=None), plan)
+        plan = decide(scan.processes, facts._replace(answer=None), plan)
         unsettled = _pids(plan.undecided) & newcomers
         scan = with_job_cgroups(proc_root, scan, unsettled | (_slurms_own(plan) & newcomers))
         scan = with_userns_owners(proc_root, scan, unsettled)
@@ -81,15 +80,15 @@ def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
 
 
 def _judged(proc_root: Path, scan: Scan, facts: Facts):
-    """Decide scan; for what stays undecided read cgroups, then (with an
-    answer in facts) start times, judging again only what is still open."""
-    unanswered = replace(facts, answer=None)
+    """Decide scan; for what stays undecided read cgroups and user
+    namespaces, then (with an answer in facts) start times, judging again
+    only what is still open."""
+    unanswered = facts._replace(answer=None)
     plan = decide(scan.processes, unanswered)
     if plan.undecided:
-        scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided) | _slurms_own(plan))
-        plan = decide(scan.processes, unanswered, plan)
-    if plan.undecided:
-        scan = with_userns_owners(proc_root, scan, _pids(plan.undecided))
+        undecided = _pids(plan.undecided)
+        scan = with_job_cgroups(proc_root, scan, undecided | _slurms_own(plan))
+        scan = with_userns_owners(proc_root, scan, undecided)
         plan = decide(scan.processes, unanswered, plan)
     if facts.answer is None or not plan.undecided:
         return plan, scan

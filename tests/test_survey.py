@@ -4,7 +4,6 @@ a verdict, and what appeared in between is read in full."""
 
 import shutil
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,7 @@ def reads(monkeypatch) -> Counter:
 
 
 def answered(job_uids=frozenset()) -> Facts:
-    return replace(FACTS, answer=JobAnswer(frozenset(job_uids), boottime_ticks()))
+    return FACTS._replace(answer=JobAnswer(frozenset(job_uids), boottime_ticks()))
 
 
 def test_each_file_is_read_at_most_once_per_look(node, reads):
