@@ -9,7 +9,6 @@ why, and exit non-zero.
 
 import argparse
 import os
-import random
 import socket
 import sys
 import time
@@ -376,6 +375,8 @@ class _Run:
         """Some process is outside every job the node shows: ask squeue, then
         look again, so that a process started after the question waits."""
         if not self.arguments.no_splay:
+            import random  # here, not at the top: runs with --no-splay (systemd's timer) need not pay for it
+
             delay = random.uniform(settings.slew, settings.slew_max)
             self.log.debug(f"a process outside any local job; waiting {delay:.1f}s (splay) before asking Slurm")
             time.sleep(delay)
