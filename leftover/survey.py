@@ -11,10 +11,11 @@ that is one file per process. It decides at most three times: on the
 statuses, on what the cgroups and namespaces add, and on the start times.
 
 look_again() follows a Slurm answer. It reads the start time of each process
-the first look left undecided, and reads in full only the processes that
-started since the first look began (a new pid, or an old pid now naming a
-newcomer): they may be a job's, and so evidence for their user. What the
-first look decided stands (leftover.decide keeps that rule).
+the first look left undecided, and reads in full (status, cgroup, user
+namespace, stat) only the processes that started since the first look began
+(a new pid, or an old pid now naming a newcomer): they may be a job's, and so
+evidence for their user. It decides once, with the answer. What the first
+look decided stands (leftover.decide keeps that rule).
 
 with_gpu_devices() is the last read of a run: the open files of its targets
 only, to tell which GPU devices they hold.
@@ -69,14 +70,12 @@ def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
             kept.append(process)
     fresh = statuses_of(proc_root, sorted(newcomers))
     scan = Scan(tuple(sorted(kept + list(fresh.processes), key=_pid)), timed.skipped + fresh.skipped)
-    plan = first.plan
-    if fresh.processes:
-        plan = decide(scan.processes, facts._replace(answer=None), plan)
-        unsettled = _pids(plan.undecided) & newcomers
-        scan = with_job_cgroups(proc_root, scan, unsettled | (_slurms_own(plan) & newcomers))
-        scan = with_userns_owners(proc_root, scan, unsettled)
-        scan = with_start_times(proc_root, scan, unsettled)
-    return Survey(decide(scan.processes, facts, plan), scan, first.began_ticks)
+    if fresh.processes:  # few, so each is read in full rather than judged between reads
+        arrived = _pids(fresh.processes)
+        scan = with_job_cgroups(proc_root, scan, arrived)
+        scan = with_userns_owners(proc_root, scan, arrived)
+        scan = with_start_times(proc_root, scan, arrived)
+    return Survey(decide(scan.processes, facts, first.plan), scan, first.began_ticks)
 
 
 def _judged(proc_root: Path, scan: Scan, facts: Facts):
