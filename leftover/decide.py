@@ -48,10 +48,13 @@ class JobAnswer(NamedTuple):
 
 
 class LocalJobs(NamedTuple):
-    """What the node itself shows: processes inside a job, and their UIDs."""
+    """What the node itself shows: processes inside a job, and their UIDs;
+    and the processes whose line of ancestors reaches one that could not be
+    read, so that whether they run under slurmstepd is unknown."""
 
     pids: frozenset[int] = frozenset()
     uids: frozenset[int] = frozenset()
+    ancestry_unknown: frozenset[int] = frozenset()
 
 
 # System accounts above any min_uid, inclusive (low, high) UID ranges. From
@@ -71,7 +74,8 @@ class Facts(NamedTuple):
     """Everything but the processes that a decision depends on. local is
     filled in by decide() from the processes; callers leave it empty.
     system_uid_ranges are inclusive (low, high) UID ranges of system accounts
-    above min_uid."""
+    above min_uid. unreadable_pids are processes that were there but whose
+    files could not be read, so they are missing from the processes."""
 
     min_uid: int
     protected_uids: frozenset[int]
@@ -79,6 +83,7 @@ class Facts(NamedTuple):
     local: LocalJobs = LocalJobs()
     system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
     protected_group_uids: frozenset[int] = frozenset()
+    unreadable_pids: frozenset[int] = frozenset()
 
 
 class Rule(NamedTuple):
@@ -125,6 +130,9 @@ RULES: tuple[Rule, ...] = (
     Rule("uid-has-local-job", Verdict.SPARE, False,
          lambda p, f: not f.local.uids.isdisjoint(p.identities),
          "a UID, or its user namespace's owner, with a job process on this node or named by a cgroup v1 job cgroup here"),
+    Rule("ancestor-unreadable", Verdict.SPARE, False,
+         lambda p, f: p.pid in f.local.ancestry_unknown,
+         "a parent or further ancestor could not be read, so whether it runs under slurmstepd is unknown; next run decides"),
     Rule(USERNS_UNREADABLE, Verdict.SPARE, False,
          lambda p, f: p.userns_error is not None,
          "in a user namespace whose owner could not be read; left alone, with a warning"),
@@ -201,39 +209,45 @@ def judge(process: Process, facts: Facts) -> Rule | None:
     raise AssertionError("the last rule applies to every process")
 
 
-def local_jobs(processes: Iterable[Process]) -> LocalJobs:
+def local_jobs(processes: Iterable[Process], unreadable_pids: frozenset[int] = frozenset()) -> LocalJobs:
     """Processes the node shows to be in a job (a job cgroup, or a root-owned
     slurmstepd among their ancestors), every UID they count as, and every UID
     their job cgroup's path names (cgroup v1's uid_<N>: the job's user, also
     where the only process in the job is root's). Kernel threads are never in
-    a job, and are not walked."""
+    a job, and are not walked. A line of ancestors that reaches one of
+    unreadable_pids before a slurmstepd ends in the unknown."""
     by_pid = {p.pid: p for p in processes}
-    under_stepd: dict[int, bool] = {}
+    ancestry: dict[int, bool | None] = {}  # True: under slurmstepd; None: unknown
 
-    def below_stepd(pid: int) -> bool:
+    def walk(pid: int) -> bool | None:
         """Walk up the parents until an answer is known, then remember it for
         the whole chain: linear in the number of processes overall."""
         chain: dict[int, None] = {}  # ordered, and a parent cycle is seen in O(1)
-        found = False
+        found: bool | None = False
         current = by_pid.get(pid)
         while current is not None and current.pid not in chain:
-            if current.pid in under_stepd:
-                found = under_stepd[current.pid]
+            if current.pid in ancestry:
+                found = ancestry[current.pid]
                 break
             chain[current.pid] = None
             parent = by_pid.get(current.ppid)
             if parent is not None and parent.name == SLURMSTEPD and parent.uid == 0:
                 found = True
                 break
+            if parent is None and current.ppid in unreadable_pids:
+                found = None
+                break
             current = parent
         for member in chain:
-            under_stepd[member] = found
-        return under_stepd.get(pid, found)
+            ancestry[member] = found
+        return ancestry.get(pid, found)
 
-    pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or below_stepd(p.pid))}
+    walked = {p.pid: walk(p.pid) for p in by_pid.values() if not p.kernel_thread and p.job_cgroup is None}
+    pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or walked[p.pid])}
     uids = {uid for pid in pids for uid in by_pid[pid].identities}
     uids.update(p.job_cgroup_uid for p in by_pid.values() if p.job_cgroup_uid is not None and not p.kernel_thread)
-    return LocalJobs(frozenset(pids), frozenset(uids))
+    unknown = frozenset(pid for pid, found in walked.items() if found is None)
+    return LocalJobs(frozenset(pids), frozenset(uids), unknown)
 
 
 def decide(processes: Iterable[Process], facts: Facts, settled: Plan | None = None) -> Plan:
@@ -243,7 +257,7 @@ def decide(processes: Iterable[Process], facts: Facts, settled: Plan | None = No
     and only the others are judged; processes must then not reuse a pid that
     settled holds for another process."""
     processes = tuple(processes)
-    facts = facts._replace(local=local_jobs(processes))
+    facts = facts._replace(local=local_jobs(processes, facts.unreadable_pids))
     if settled is None:
         return Plan(processes, tuple(judge(p, facts) for p in processes), facts)
     earlier = {p.pid: rule for p, rule in zip(settled.processes, settled.rules, strict=True) if rule is not None}

@@ -75,7 +75,7 @@ def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
         scan = with_job_cgroups(proc_root, scan, arrived)
         scan = with_userns_owners(proc_root, scan, arrived)
         scan = with_start_times(proc_root, scan, arrived)
-    return Survey(decide(scan.processes, facts, first.plan), scan, first.began_ticks)
+    return Survey(_decided(scan, facts, first.plan), scan, first.began_ticks)
 
 
 def _judged(proc_root: Path, scan: Scan, facts: Facts):
@@ -83,16 +83,23 @@ def _judged(proc_root: Path, scan: Scan, facts: Facts):
     namespaces, then (with an answer in facts) start times, judging again
     only what is still open."""
     unanswered = facts._replace(answer=None)
-    plan = decide(scan.processes, unanswered)
+    plan = _decided(scan, unanswered)
     if plan.undecided:
         undecided = _pids(plan.undecided)
         scan = with_job_cgroups(proc_root, scan, undecided | _slurms_own(plan))
         scan = with_userns_owners(proc_root, scan, undecided)
-        plan = decide(scan.processes, unanswered, plan)
+        plan = _decided(scan, unanswered, plan)
     if facts.answer is None or not plan.undecided:
         return plan, scan
     scan = with_start_times(proc_root, scan, _pids(plan.undecided))
-    return decide(scan.processes, facts, plan), scan
+    return _decided(scan, facts, plan), scan
+
+
+def _decided(scan: Scan, facts: Facts, settled: Plan | None = None) -> Plan:
+    """decide() on scan, told which processes were there but could not be
+    read: the line of ancestors of their children is broken there."""
+    unreadable = frozenset(s.pid for s in scan.skipped) - _pids(scan.processes)
+    return decide(scan.processes, facts._replace(unreadable_pids=unreadable), settled)
 
 
 def with_gpu_devices(proc_root: Path, plan: Plan) -> Plan:

@@ -161,6 +161,23 @@ def test_local_answer_targets_what_no_local_evidence_covers():
     assert [d.process.pid for d in plan.targets] == [14, 15, 16]
 
 
+def test_below_a_process_that_could_not_be_read_the_ancestry_is_unknown_and_spares():
+    """slurmstepd (root) -> 40, whose status could not be read and is
+    missing -> 41 -> 42. Whether 41 and 42 run under slurmstepd cannot be
+    told, so even with an answer that names no job of theirs they are
+    spared; a process whose parent simply vanished is judged as before."""
+    tree = [
+        process(pid=10, uids=(0,) * 4)._replace(name="slurmstepd"),
+        process(pid=41, uids=(3001,) * 4)._replace(ppid=40),
+        process(pid=42, uids=(3001,) * 4)._replace(ppid=41),
+        process(pid=51, uids=(3001,) * 4)._replace(ppid=50),  # 50 exited: its child is judged as ever
+    ]
+    local = FACTS._replace(answer=JobAnswer(frozenset(), ASKED_AT), unreadable_pids=frozenset({40}))
+    reasons = {d.process.pid: d.rule.name for d in decide(tree, local).decisions}
+    assert reasons == {10: "system-account", 41: "ancestor-unreadable", 42: "ancestor-unreadable", 51: "no-job-on-node"}
+    assert [d.process.pid for d in decide(tree, local._replace(unreadable_pids=frozenset())).targets] == [41, 42, 51]
+
+
 def test_a_deep_process_chain_is_walked_to_its_slurmstepd():
     """A user can fork a chain thousands deep: the walk is iterative (no
     recursion limit) and recognises every member."""
