@@ -23,7 +23,8 @@ from tests.bench.floors import floor_1, floor_2
 from tests.conftest import REPO
 
 SIZES = (1_000, 10_000, 50_000)
-FROZEN = REPO / "build" / "pyinstaller" / "dist" / "leftover" / "leftover"
+# What `make deb` froze (debian/rules runs PyInstaller in its copy of the source, build/deb/leftover).
+FROZEN = REPO / "build" / "deb" / "leftover" / "build" / "pyinstaller" / "dist" / "leftover" / "leftover"
 FACTS = Facts(min_uid=1000, protected_uids=frozenset())
 ROWS: list[tuple[str, str, str]] = []
 
