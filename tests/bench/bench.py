@@ -188,6 +188,8 @@ def _whole_run_rows(case: str, conf: Path) -> None:
         row(f"whole run, {count} processes, {case}: {name}",
             f"{median[name] * 1000:.0f} ms, {median[name] / median['floor 1']:.2f} x floor 1, "
             f"{median[name] / median['floor 2']:.2f} x floor 2", target)
+    # The same reads in this process, without start-up: what each process costs.
+    scan_rows(Path("/proc"), f"in-process, real /proc, {count} processes, {case}", count, answered=asked)
 
 
 def _compiled(python: str) -> None:
