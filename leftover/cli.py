@@ -9,11 +9,9 @@ why, and exit non-zero.
 
 import argparse
 import os
-import random
 import socket
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from leftover import config, lock, metrics
@@ -206,7 +204,7 @@ class _Run:
         facts = self._facts(settings)
 
         if settings.job_source == "local":
-            facts, plan = self._judged(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks())))
+            facts, plan = self._judged(facts._replace(answer=JobAnswer(frozenset(), boottime_ticks())))
         else:
             facts, plan = self._judged(facts)
             if plan.undecided:
@@ -339,7 +337,7 @@ class _Run:
             members = {uid for uid in in_question if self.primary_gids.get(uid) in self.group_members.gids}
             if members <= facts.protected_group_uids:
                 return facts, plan
-            facts = replace(facts, protected_group_uids=facts.protected_group_uids | members)
+            facts = facts._replace(protected_group_uids=facts.protected_group_uids | members)
 
     def _look_up_names(self, plan: Plan) -> None:
         """Names for the users that will be shown (owners and user-namespace
@@ -378,6 +376,8 @@ class _Run:
         """Some process is outside every job the node shows: ask squeue, then
         look again, so that a process started after the question waits."""
         if not self.arguments.no_splay:
+            import random  # here, not at the top: runs with --no-splay (systemd's timer) need not pay for it
+
             delay = random.uniform(settings.slew, settings.slew_max)
             self.log.debug(f"a process outside any local job; waiting {delay:.1f}s (splay) before asking Slurm")
             time.sleep(delay)
@@ -398,7 +398,7 @@ class _Run:
         self.report.node_names, self.report.job_uids = jobs.node_names, tuple(sorted(jobs.job_uids))
         self.report.slurm_seconds = jobs.seconds
         first = self.survey
-        return self._judged(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)), first)[1]
+        return self._judged(facts._replace(answer=JobAnswer(jobs.job_uids, asked_at)), first)[1]
 
     def _note_skipped(self) -> None:
         for skipped in self.scan.skipped:

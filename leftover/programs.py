@@ -48,7 +48,7 @@ import stat
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_OUTPUT = 1 << 20
 KILL_WAIT_SECONDS = 1.0
@@ -84,8 +84,7 @@ class Unanswered(ProgramError):
         return f"did not start within {seconds:g}s (a file system on the way to {self.program} did not answer){self.left_behind}"
 
 
-@dataclass(frozen=True)
-class Finished:
+class Finished(NamedTuple):
     returncode: int  # negative: killed by that signal
     stdout: bytes
     stderr: bytes

@@ -14,8 +14,8 @@ answers "no jobs" for a failure.
 import os
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from leftover.programs import ProgramError, Unanswered, executables, run
 from leftover.squeue import SlurmOutputError, node_list, node_name, parse_job_uid_table, parse_node_names
@@ -32,15 +32,13 @@ class SlurmError(Exception):
     """Slurm did not give an answer leftover can trust."""
 
 
-@dataclass(frozen=True)
-class JobQuery:
+class JobQuery(NamedTuple):
     job_uids: frozenset[int]
     node_names: tuple[str, ...]
     seconds: float
 
 
-@dataclass(frozen=True)
-class Commands:
+class Commands(NamedTuple):
     squeues: tuple[Path, ...]  # every squeue found, the one used first
     scontrol: Path | None  # beside the first squeue, if there is one
 
