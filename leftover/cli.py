@@ -26,7 +26,7 @@ from leftover.passwd import parse_passwd
 from leftover.protect import GroupMembers, UnknownMember, protected_group_members, protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, foreign_pid_namespace
-from leftover.slurm import SlurmError, node_names, query_jobs, squeue_candidates
+from leftover.slurm import SlurmError, find_commands, node_names, query_jobs
 from leftover.survey import Survey, look, look_again, with_gpu_devices
 from leftover.tell import KILL_WAIT_SECONDS as NOTIFY_KILL_WAIT_SECONDS
 from leftover.tell import run_notify_command, terminal_message, user_terminals, write_to_terminal
@@ -46,10 +46,11 @@ OUTSIDE_MAIN_SECONDS = 1.0
 
 def worst_case_seconds(settings: Settings) -> float:
     """The longest one run can take (README, "How long a run can take"): the
-    splay, scontrol and squeue each up to squeue_timeout, the grace, and the
-    fixed margins above, and the notify command's notify_timeout (and the
-    wait after killing it) where one is set. A run still going then is stopped like one sent
-    SIGTERM: a last guard against a wait nobody foresaw."""
+    splay, looking for the commands with scontrol and then squeue each up to
+    squeue_timeout, the grace, and the fixed margins above, and the notify
+    command's notify_timeout (and the wait after killing it) where one is set.
+    A run still going then is stopped like one sent SIGTERM: a last guard
+    against a wait nobody foresaw."""
     notify = settings.notify_timeout + NOTIFY_KILL_WAIT_SECONDS if settings.notify_command else 0.0
     return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + notify + FIXED_MARGIN_SECONDS
 
@@ -381,13 +382,14 @@ class _Run:
             self.log.debug(f"a process outside any local job; waiting {delay:.1f}s (splay) before asking Slurm")
             time.sleep(delay)
         try:
-            candidates = squeue_candidates(settings.squeue)
-            squeue = candidates[0]
-            if len(candidates) > 1:
-                others = ", ".join(map(str, candidates[1:]))
+            first_limit = time.monotonic() + settings.squeue_timeout  # looking for the commands, then scontrol
+            commands = find_commands(settings.squeue, first_limit)
+            squeue = commands.squeues[0]
+            if len(commands.squeues) > 1:
+                others = ", ".join(map(str, commands.squeues[1:]))
                 self.log.info(f"using {squeue} (also found {others}; set 'squeue' in the config to choose)")
             self.report.squeue = str(squeue)
-            names = node_names(squeue, settings.squeue_timeout)
+            names = node_names(commands.scontrol, settings.squeue_timeout, first_limit)
             asked_at = boottime_ticks()
             jobs = query_jobs(squeue, names, settings.squeue_timeout)
         except SlurmError as error:

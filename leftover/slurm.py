@@ -1,22 +1,23 @@
 """Asking Slurm which users have a job on this node.
 
-This is the only module that runs Slurm's commands. Each runs through
-leftover.programs (a path only root controls, its own process group, output
-through pipes, a deadline, SIGKILL to the group and a bounded wait after it),
-with a scrubbed environment and no stdin; any failure (missing or untrusted
-binary, non-zero exit, killed by a signal, timeout, output it cannot read)
-raises SlurmError with one line saying why. It never answers "no jobs" for a
-failure.
+This is the only module that looks for and runs Slurm's commands. Both go
+through leftover.programs: the looking in a child with a deadline, never in
+leftover's own process (a file system that stops answering must not hold the
+run), and each command from a path only root controls, in its own process
+group, its output through pipes, a deadline, SIGKILL to the group and a
+bounded wait after it, with a scrubbed environment and no stdin. Any failure
+(missing or untrusted binary, non-zero exit, killed by a signal, timeout,
+output it cannot read) raises SlurmError with one line saying why. It never
+answers "no jobs" for a failure.
 """
 
 import os
-import shutil
 import socket
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-from leftover.programs import ProgramError, Unanswered, run
+from leftover.programs import ProgramError, Unanswered, executables, run
 from leftover.squeue import SlurmOutputError, node_list, node_name, parse_job_uid_table, parse_node_names
 
 # Where a site installs Slurm itself comes before the distribution's client:
@@ -37,37 +38,57 @@ class JobQuery(NamedTuple):
     seconds: float
 
 
-def squeue_candidates(configured: Path | None) -> list[Path]:
+class Commands(NamedTuple):
+    squeues: tuple[Path, ...]  # every squeue found, the one used first
+    scontrol: Path | None  # beside the first squeue, if there is one
+
+
+def find_commands(configured: Path | None, deadline: float) -> Commands:
     """Every squeue leftover would consider, the one it uses first: the
     configured one alone; else the site's prefixes, PATH, then the
-    distribution's, each file once."""
+    distribution's, each file once; and the scontrol beside it. The looking
+    is done in a child (leftover.programs.executables), by deadline."""
     if configured is not None:
-        if not os.access(configured, os.X_OK):
-            raise SlurmError(f"configured squeue {configured} is not an executable file")
-        return [configured]
-    on_path = shutil.which("squeue")
-    found, seen = [], set()
-    for candidate in [p / "squeue" for p in SITE_PREFIXES] + ([Path(on_path)] if on_path else []) + [
-        p / "squeue" for p in DISTRIBUTION_PREFIXES
-    ]:
-        if os.access(candidate, os.X_OK) and os.path.realpath(candidate) not in seen:
-            seen.add(os.path.realpath(candidate))
-            found.append(candidate)
-    if not found:
+        site, on_path, distribution = [str(configured)], [], []
+    else:
+        site = [str(p / "squeue") for p in SITE_PREFIXES]
+        search_path = os.environ.get("PATH", os.defpath)
+        on_path = [os.path.join(d, "squeue") for d in search_path.split(os.pathsep)] if search_path else []
+        distribution = [str(p / "squeue") for p in DISTRIBUTION_PREFIXES]
+    squeues = site + on_path + distribution
+    scontrols = [os.path.join(os.path.dirname(p), "scontrol") for p in squeues]
+    try:
+        found = executables(list(dict.fromkeys(squeues + scontrols)), deadline)
+    except Unanswered as error:
+        raise SlurmError(
+            f"looking for squeue did not finish in time (a file system on the way to it did not answer){error.left_behind}"
+        ) from None
+    except ProgramError as error:
+        raise SlurmError(f"cannot look for squeue: {error}") from None
+    if configured is not None and str(configured) not in found:
+        raise SlurmError(f"configured squeue {configured} is not an executable file")
+    first_on_path = [p for p in on_path if p in found][:1]  # as the shell would find it
+    chosen, seen = [], set()
+    for candidate in site + first_on_path + distribution:
+        if candidate in found and found[candidate] not in seen:
+            seen.add(found[candidate])
+            chosen.append(Path(candidate))
+    if not chosen:
         places = ", ".join(map(str, SITE_PREFIXES + DISTRIBUTION_PREFIXES))
         raise SlurmError(f"squeue not found in {places} or on PATH; set 'squeue' in the config")
-    return found
+    scontrol = chosen[0].parent / "scontrol"
+    return Commands(tuple(chosen), scontrol if str(scontrol) in found else None)
 
 
-def node_names(squeue: Path, timeout: float) -> tuple[str, ...]:
+def node_names(scontrol: Path | None, timeout: float, deadline: float) -> tuple[str, ...]:
     """The Slurm node names this host serves, from `scontrol show aliases` (read
-    from slurm.conf, no controller involved) beside squeue; the short host name
-    when scontrol is missing or names no node (it prints nothing for a host
-    that slurm.conf does not list), if that is a valid node name. Never empty."""
-    scontrol = squeue.parent / "scontrol"
+    from slurm.conf, no controller involved), which may take until deadline;
+    the short host name when there is no scontrol or it names no node (it
+    prints nothing for a host that slurm.conf does not list), if that is a
+    valid node name. Never empty."""
     try:
-        if os.access(scontrol, os.X_OK):
-            names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout))
+        if scontrol is not None:
+            names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout, deadline))
             if names:
                 return names
         return (node_name(socket.gethostname().split(".")[0], "no node name from scontrol, and the host name is"),)
@@ -80,7 +101,7 @@ def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery
     suspended, completing, ...) on the given nodes, in every partition. The
     header line is asked for too: output without it was cut off."""
     started = time.monotonic()
-    output = _run([str(squeue), "--all", "--format=%U", "--nodelist=" + _node_list(names)], timeout)
+    output = _run([str(squeue), "--all", "--format=%U", "--nodelist=" + _node_list(names)], timeout, started + timeout)
     try:
         uids = parse_job_uid_table(output)
     except SlurmOutputError as error:
@@ -95,15 +116,16 @@ def _node_list(names: tuple[str, ...]) -> str:
         raise SlurmError(str(error)) from None
 
 
-def _run(argv: list[str], timeout: float) -> str:
-    """Run a Slurm command; its standard output as text, or SlurmError."""
+def _run(argv: list[str], timeout: float, deadline: float) -> str:
+    """Run a Slurm command, whose limit is timeout, until deadline; its
+    standard output as text, or SlurmError."""
     command = Path(argv[0]).name
     environment = {k: os.environ[k] for k in _KEPT_ENVIRONMENT if k in os.environ}
     environment["LC_ALL"] = "C"
     try:
-        done = run(argv, environment, time.monotonic() + timeout)
+        done = run(argv, environment, deadline)
     except Unanswered as error:
-        raise SlurmError(f"{command} did not answer within {timeout:g}s{error.left_behind}") from None
+        raise SlurmError(f"{command} {error.within(timeout)}") from None
     except ProgramError as error:
         raise SlurmError(str(error)) from None
     if done.returncode < 0:
