@@ -20,9 +20,9 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 from leftover.decide import Decision
 from leftover.interrupt import Interrupted
@@ -50,8 +50,7 @@ UNSIGNALLED = frozenset({Result.GONE, Result.CHANGED, Result.UNCHECKED, Result.F
 NOT_CARRIED_OUT = frozenset({Result.UNCHECKED, Result.FAILED})  # the plan wanted a signal the run could not send
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     decision: Decision
     result: Result
     detail: str = ""  # why it was unchecked or a signal failed

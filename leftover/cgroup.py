@@ -17,7 +17,9 @@ cite the source file and tag of each):
   SLUID (`s` and 13 Crockford base32 digits) unless CgroupJobIdPaths=yes.
 """
 
+import functools
 import re
+from typing import NamedTuple
 
 _V1_JOB = re.compile(r"/slurm(?:_[^/]+)?/uid_(\d{1,10})/job_\d+(?:/|\Z)")
 # print_sluid() (src/common/sluid.c, slurm-26-05-*): 's', then 13 characters of
@@ -29,6 +31,25 @@ _MAX_UID = 2**32 - 2
 
 class CgroupFormatError(ValueError):
     """A cgroup file that does not have the kernel's shape."""
+
+
+class JobCgroup(NamedTuple):
+    """What one cgroup file says: the Slurm job cgroup it names (None: none)
+    and the user that path names (cgroup v1's uid_<N>; None on v2)."""
+
+    path: str | None
+    uid: int | None
+
+
+@functools.lru_cache(maxsize=1024)
+def read_job_cgroup(raw: bytes) -> JobCgroup:
+    """parse_cgroup, job_cgroup and job_cgroup_uid of one cgroup file's bytes.
+    Cached on those bytes: a node has far fewer distinct cgroup files than
+    processes (a job's processes share one), and a file is the whole input,
+    so an answer found once is the answer every time. Garbled bytes raise
+    CgroupFormatError each time (exceptions are not cached)."""
+    path = job_cgroup(parse_cgroup(raw))
+    return JobCgroup(path, job_cgroup_uid(path))
 
 
 def parse_cgroup(raw: bytes) -> tuple[str, ...]:

@@ -9,11 +9,9 @@ why, and exit non-zero.
 
 import argparse
 import os
-import random
 import socket
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from leftover import config, lock, metrics
@@ -28,7 +26,7 @@ from leftover.passwd import parse_passwd
 from leftover.protect import GroupMembers, UnknownMember, protected_group_members, protected_uids, user_names
 from leftover.report import Describer, RunReport, dry_run_listing, json_document, summary
 from leftover.scan import ProcError, Scan, boottime_ticks, clock_ticks_per_second, foreign_pid_namespace
-from leftover.slurm import SlurmError, node_names, query_jobs, squeue_candidates
+from leftover.slurm import SlurmError, find_commands, node_names, query_jobs
 from leftover.survey import Survey, look, look_again, with_gpu_devices
 from leftover.tell import KILL_WAIT_SECONDS as NOTIFY_KILL_WAIT_SECONDS
 from leftover.tell import run_notify_command, terminal_message, user_terminals, write_to_terminal
@@ -48,10 +46,11 @@ OUTSIDE_MAIN_SECONDS = 1.0
 
 def worst_case_seconds(settings: Settings) -> float:
     """The longest one run can take (README, "How long a run can take"): the
-    splay, scontrol and squeue each up to squeue_timeout, the grace, and the
-    fixed margins above, and the notify command's notify_timeout (and the
-    wait after killing it) where one is set. A run still going then is stopped like one sent
-    SIGTERM: a last guard against a wait nobody foresaw."""
+    splay, looking for the commands with scontrol and then squeue each up to
+    squeue_timeout, the grace, and the fixed margins above, and the notify
+    command's notify_timeout (and the wait after killing it) where one is set.
+    A run still going then is stopped like one sent SIGTERM: a last guard
+    against a wait nobody foresaw."""
     notify = settings.notify_timeout + NOTIFY_KILL_WAIT_SECONDS if settings.notify_command else 0.0
     return settings.slew_max + 2 * settings.squeue_timeout + settings.grace_seconds + notify + FIXED_MARGIN_SECONDS
 
@@ -205,7 +204,7 @@ class _Run:
         facts = self._facts(settings)
 
         if settings.job_source == "local":
-            facts, plan = self._judged(replace(facts, answer=JobAnswer(frozenset(), boottime_ticks())))
+            facts, plan = self._judged(facts._replace(answer=JobAnswer(frozenset(), boottime_ticks())))
         else:
             facts, plan = self._judged(facts)
             if plan.undecided:
@@ -338,7 +337,7 @@ class _Run:
             members = {uid for uid in in_question if self.primary_gids.get(uid) in self.group_members.gids}
             if members <= facts.protected_group_uids:
                 return facts, plan
-            facts = replace(facts, protected_group_uids=facts.protected_group_uids | members)
+            facts = facts._replace(protected_group_uids=facts.protected_group_uids | members)
 
     def _look_up_names(self, plan: Plan) -> None:
         """Names for the users that will be shown (owners and user-namespace
@@ -377,17 +376,20 @@ class _Run:
         """Some process is outside every job the node shows: ask squeue, then
         look again, so that a process started after the question waits."""
         if not self.arguments.no_splay:
+            import random  # here, not at the top: runs with --no-splay (systemd's timer) need not pay for it
+
             delay = random.uniform(settings.slew, settings.slew_max)
             self.log.debug(f"a process outside any local job; waiting {delay:.1f}s (splay) before asking Slurm")
             time.sleep(delay)
         try:
-            candidates = squeue_candidates(settings.squeue)
-            squeue = candidates[0]
-            if len(candidates) > 1:
-                others = ", ".join(map(str, candidates[1:]))
+            first_limit = time.monotonic() + settings.squeue_timeout  # looking for the commands, then scontrol
+            commands = find_commands(settings.squeue, first_limit)
+            squeue = commands.squeues[0]
+            if len(commands.squeues) > 1:
+                others = ", ".join(map(str, commands.squeues[1:]))
                 self.log.info(f"using {squeue} (also found {others}; set 'squeue' in the config to choose)")
             self.report.squeue = str(squeue)
-            names = node_names(squeue, settings.squeue_timeout)
+            names = node_names(commands.scontrol, settings.squeue_timeout, first_limit)
             asked_at = boottime_ticks()
             jobs = query_jobs(squeue, names, settings.squeue_timeout)
         except SlurmError as error:
@@ -396,7 +398,7 @@ class _Run:
         self.report.node_names, self.report.job_uids = jobs.node_names, tuple(sorted(jobs.job_uids))
         self.report.slurm_seconds = jobs.seconds
         first = self.survey
-        return self._judged(replace(facts, answer=JobAnswer(jobs.job_uids, asked_at)), first)[1]
+        return self._judged(facts._replace(answer=JobAnswer(jobs.job_uids, asked_at)), first)[1]
 
     def _note_skipped(self) -> None:
         for skipped in self.scan.skipped:

@@ -15,8 +15,8 @@ unknown key is still an error: a misspelt protected_users must never read as
 import json
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from leftover.decide import SYSTEM_UID_RANGES
 
@@ -33,8 +33,7 @@ class ConfigError(Exception):
     """The config cannot be trusted; the message says why in one line."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     protected_users: tuple[str | int, ...] = ()
     protected_groups: tuple[str | int, ...] = ()
     debuglevel: str = "info"
@@ -50,8 +49,8 @@ class Settings:
     tell_terminals: bool = False
     notify_command: Path | None = None
     notify_timeout: float = 10.0
-    source: str = field(default="built-in defaults", compare=False)
-    notes: tuple[str, ...] = field(default=(), compare=False)  # what was accepted for old configs' sake
+    source: str = "built-in defaults"
+    notes: tuple[str, ...] = ()  # what was accepted for old configs' sake
 
 
 def load_settings(path: Path, explicit: bool, trusted_owners: frozenset[int]) -> Settings:

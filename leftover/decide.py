@@ -24,7 +24,6 @@ Rules this module keeps:
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import NamedTuple
 
@@ -39,8 +38,7 @@ class Verdict(Enum):
     TARGET = "target"
 
 
-@dataclass(frozen=True)
-class JobAnswer:
+class JobAnswer(NamedTuple):
     """Who has a job on this node beyond what the node shows, and when that was
     asked (CLOCK_BOOTTIME in clock ticks, read just before asking). Under
     job_source local the controller is never asked and job_uids is empty."""
@@ -49,12 +47,14 @@ class JobAnswer:
     asked_at_ticks: int
 
 
-@dataclass(frozen=True)
-class LocalJobs:
-    """What the node itself shows: processes inside a job, and their UIDs."""
+class LocalJobs(NamedTuple):
+    """What the node itself shows: processes inside a job, and their UIDs;
+    and the processes whose line of ancestors reaches one that could not be
+    read, so that whether they run under slurmstepd is unknown."""
 
     pids: frozenset[int] = frozenset()
     uids: frozenset[int] = frozenset()
+    ancestry_unknown: frozenset[int] = frozenset()
 
 
 # System accounts above any min_uid, inclusive (low, high) UID ranges. From
@@ -70,23 +70,23 @@ SYSTEM_UID_RANGES: tuple[tuple[int, int], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """Everything but the processes that a decision depends on. local is
     filled in by decide() from the processes; callers leave it empty.
     system_uid_ranges are inclusive (low, high) UID ranges of system accounts
-    above min_uid."""
+    above min_uid. unreadable_pids are processes that were there but whose
+    files could not be read, so they are missing from the processes."""
 
     min_uid: int
     protected_uids: frozenset[int]
     answer: JobAnswer | None = None
-    local: LocalJobs = field(default_factory=LocalJobs)
+    local: LocalJobs = LocalJobs()
     system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
     protected_group_uids: frozenset[int] = frozenset()
+    unreadable_pids: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     name: str
     verdict: Verdict
     needs_answer: bool
@@ -94,8 +94,15 @@ class Rule:
     meaning: str
 
 
-def _in_ranges(uids: tuple[int, ...], ranges: tuple[tuple[int, int], ...]) -> bool:
-    return any(low <= uid <= high for low, high in ranges for uid in uids)
+def _system_account(process: Process, facts: Facts) -> bool:
+    identities = process.identities
+    if min(identities) < facts.min_uid:
+        return True
+    for low, high in facts.system_uid_ranges:
+        for uid in identities:
+            if low <= uid <= high:
+                return True
+    return False
 
 
 RULES: tuple[Rule, ...] = (
@@ -106,7 +113,7 @@ RULES: tuple[Rule, ...] = (
          lambda p, f: p.exited,
          "already dead (no live thread left); only its parent can reap it"),
     Rule("system-account", Verdict.SPARE, False,
-         lambda p, f: min(p.identities) < f.min_uid or _in_ranges(p.identities, f.system_uid_ranges),
+         _system_account,
          "a UID, or its user namespace's owner, below min_uid or in system_uid_ranges"),
     Rule("protected-user", Verdict.SPARE, False,
          lambda p, f: not f.protected_uids.isdisjoint(p.identities),
@@ -123,6 +130,9 @@ RULES: tuple[Rule, ...] = (
     Rule("uid-has-local-job", Verdict.SPARE, False,
          lambda p, f: not f.local.uids.isdisjoint(p.identities),
          "a UID, or its user namespace's owner, with a job process on this node or named by a cgroup v1 job cgroup here"),
+    Rule("ancestor-unreadable", Verdict.SPARE, False,
+         lambda p, f: p.pid in f.local.ancestry_unknown,
+         "a parent or further ancestor could not be read, so whether it runs under slurmstepd is unknown; next run decides"),
     Rule(USERNS_UNREADABLE, Verdict.SPARE, False,
          lambda p, f: p.userns_error is not None,
          "in a user namespace whose owner could not be read; left alone, with a warning"),
@@ -146,8 +156,7 @@ class Decision(NamedTuple):
     rule: Rule | None  # None: undecided until the job answer is known
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """The verdict on every process: rules[i] decided processes[i] (None:
     undecided). Two parallel tuples rather than one Decision per process keep
     a node of 50,000 processes small; Decisions are made for the few asked for."""
@@ -186,49 +195,59 @@ _LOCAL_JOB_RULES = frozenset({"in-job-cgroup", "under-slurmstepd"})
 _STATUS_RULES = frozenset({"kernel-thread", "zombie", "system-account", "protected-user", "protected-group"})
 
 
+# The rows judged without the job answer: those before the first row that needs it.
+_BEFORE_ANSWER = RULES[: next(i for i, rule in enumerate(RULES) if rule.needs_answer)]
+
+
 def judge(process: Process, facts: Facts) -> Rule | None:
     """The first rule that applies to process, or None if that needs the job answer."""
-    for rule in RULES:
-        if rule.needs_answer and facts.answer is None:
-            return None
+    for rule in RULES if facts.answer is not None else _BEFORE_ANSWER:
         if rule.applies(process, facts):
             return rule
+    if facts.answer is None:
+        return None
     raise AssertionError("the last rule applies to every process")
 
 
-def local_jobs(processes: Iterable[Process]) -> LocalJobs:
+def local_jobs(processes: Iterable[Process], unreadable_pids: frozenset[int] = frozenset()) -> LocalJobs:
     """Processes the node shows to be in a job (a job cgroup, or a root-owned
     slurmstepd among their ancestors), every UID they count as, and every UID
     their job cgroup's path names (cgroup v1's uid_<N>: the job's user, also
     where the only process in the job is root's). Kernel threads are never in
-    a job, and are not walked."""
+    a job, and are not walked. A line of ancestors that reaches one of
+    unreadable_pids before a slurmstepd ends in the unknown."""
     by_pid = {p.pid: p for p in processes}
-    under_stepd: dict[int, bool] = {}
+    ancestry: dict[int, bool | None] = {}  # True: under slurmstepd; None: unknown
 
-    def below_stepd(pid: int) -> bool:
+    def walk(pid: int) -> bool | None:
         """Walk up the parents until an answer is known, then remember it for
         the whole chain: linear in the number of processes overall."""
         chain: dict[int, None] = {}  # ordered, and a parent cycle is seen in O(1)
-        found = False
+        found: bool | None = False
         current = by_pid.get(pid)
         while current is not None and current.pid not in chain:
-            if current.pid in under_stepd:
-                found = under_stepd[current.pid]
+            if current.pid in ancestry:
+                found = ancestry[current.pid]
                 break
             chain[current.pid] = None
             parent = by_pid.get(current.ppid)
             if parent is not None and parent.name == SLURMSTEPD and parent.uid == 0:
                 found = True
                 break
+            if parent is None and current.ppid in unreadable_pids:
+                found = None
+                break
             current = parent
         for member in chain:
-            under_stepd[member] = found
-        return under_stepd.get(pid, found)
+            ancestry[member] = found
+        return ancestry.get(pid, found)
 
-    pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or below_stepd(p.pid))}
+    walked = {p.pid: walk(p.pid) for p in by_pid.values() if not p.kernel_thread and p.job_cgroup is None}
+    pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or walked[p.pid])}
     uids = {uid for pid in pids for uid in by_pid[pid].identities}
     uids.update(p.job_cgroup_uid for p in by_pid.values() if p.job_cgroup_uid is not None and not p.kernel_thread)
-    return LocalJobs(frozenset(pids), frozenset(uids))
+    unknown = frozenset(pid for pid, found in walked.items() if found is None)
+    return LocalJobs(frozenset(pids), frozenset(uids), unknown)
 
 
 def decide(processes: Iterable[Process], facts: Facts, settled: Plan | None = None) -> Plan:
@@ -238,7 +257,7 @@ def decide(processes: Iterable[Process], facts: Facts, settled: Plan | None = No
     and only the others are judged; processes must then not reuse a pid that
     settled holds for another process."""
     processes = tuple(processes)
-    facts = replace(facts, local=local_jobs(processes))
+    facts = facts._replace(local=local_jobs(processes, facts.unreadable_pids))
     if settled is None:
         return Plan(processes, tuple(judge(p, facts) for p in processes), facts)
     earlier = {p.pid: rule for p, rule in zip(settled.processes, settled.rules, strict=True) if rule is not None}

@@ -5,13 +5,12 @@ lines are skipped, never fatal; the parser never raises on any input. It only
 reads: which groups protect whom is leftover.protect's business.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _MAX_GID = 2**32 - 2  # (gid_t)-1 is not a group
 
 
-@dataclass(frozen=True)
-class GroupEntry:
+class GroupEntry(NamedTuple):
     name: str
     gid: int
     members: tuple[str, ...]  # supplementary members, by user name, as listed

@@ -18,7 +18,6 @@ is a regular file, and only its first METRICS_READ_LIMIT bytes.
 
 import os
 import re
-import secrets
 import stat
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def render(report, finished_at: float, last_success: float | None) -> str:
 def write(path: Path, text: str) -> None:
     """Replace path with text, atomically; MetricsError if it cannot."""
     directory = _open_trusted_directory(path.parent)
-    temporary = f".{path.name}.{secrets.token_hex(8)}"
+    temporary = f".{path.name}.{os.urandom(8).hex()}"  # O_EXCL below: a name nobody can foresee
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=directory)
         try:

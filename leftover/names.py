@@ -3,8 +3,9 @@ for the users and groups that the passwd and group files do not list, with a
 bound.
 
 Each look-up is one `getent passwd` (or `getent group`) child run through leftover.programs: a name
-service that does not answer costs at most LOOKUP_SECONDS in the whole run, and
-the stuck child is killed with its group (or left behind), never waited for. An
+service that does not answer, or a file system on getent's path that does not,
+costs at most LOOKUP_SECONDS in the whole run, and the stuck child is killed
+with its group (or left behind), never waited for. An
 in-process pwd.getpwnam could not be abandoned: a thread stuck in it keeps
 glibc's NSS state, and the main thread cannot be interrupted inside it.
 
@@ -69,7 +70,8 @@ class UserDatabase:
         try:
             done = run([self.getent, database, "--", *keys], {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}, started + self.budget)
         except Unanswered as error:
-            self.failed = f"the user database did not answer within {self.budget:g}s{error.left_behind}"
+            asked = "the user database" if error.started else "getent"
+            self.failed = f"{asked} {error.within(self.budget)}"
         except ProgramError as error:
             self.failed = f"cannot ask the user database: {error}"
         else:

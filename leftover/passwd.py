@@ -4,13 +4,12 @@ Pure: text in, entries out. Comment, blank, NIS compat ('+'/'-') and malformed
 lines are skipped, never fatal; the parser never raises on any input.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _MAX_UID = 2**32 - 2  # (uid_t)-1 is not a user
 
 
-@dataclass(frozen=True)
-class PasswdEntry:
+class PasswdEntry(NamedTuple):
     name: str
     uid: int
     gid: int | None = None  # the primary group; None only where a caller built the entry by hand

@@ -7,7 +7,6 @@ raises ProcFormatError, and the caller leaves that process alone.
 
 import functools
 import sys
-from dataclasses import dataclass
 from typing import NamedTuple
 
 PF_KTHREAD = 0x00200000
@@ -69,8 +68,7 @@ class Process(NamedTuple):
         return self.state in ("Z", "X") and (self.threads or 1) <= 1
 
 
-@dataclass(frozen=True)
-class Stat:
+class Stat(NamedTuple):
     """The fields leftover needs from /proc/[pid]/stat."""
 
     state: str
@@ -151,19 +149,15 @@ def parse_stat(raw: bytes) -> Stat:
     close = raw.rfind(b")")
     if close < 0 or b"(" not in raw[:close]:
         raise ProcFormatError("no (comm) field")
-    rest = raw[close + 1 :].split()
-    # rest[0] is field 3 (state); field N is rest[N - 3].
+    rest = raw[close + 1 :].split(None, 20)
+    # rest[0] is field 3 (state); field N is rest[N - 3]; rest[20], if there,
+    # is the unsplit remainder from field 23 on, which leftover does not need.
     if len(rest) < 20:
         raise ProcFormatError("stat is truncated")
     state = rest[0].decode("ascii", "replace")
     if len(state) != 1 or not state.isalpha():
         raise ProcFormatError("state is not a letter")
-    return Stat(
-        state=state,
-        ppid=_decimal(rest[1], "ppid"),
-        flags=_decimal(rest[6], "flags"),
-        start_ticks=_decimal(rest[19], "starttime"),
-    )
+    return Stat(state, _decimal(rest[1], "ppid"), _decimal(rest[6], "flags"), _decimal(rest[19], "starttime"))
 
 
 _MAX_ID = 2**32 - 1

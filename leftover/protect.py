@@ -11,7 +11,7 @@ decision core, not here, whether passwd lists them or not.
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from leftover.config import ConfigError
 from leftover.group import GroupEntry
@@ -22,8 +22,7 @@ class UnknownMember(Exception):
     """A protected group lists a member that is no user anywhere; one line says which."""
 
 
-@dataclass(frozen=True)
-class GroupMembers:
+class GroupMembers(NamedTuple):
     """What protected_groups resolve to. uids: every supplementary member, and
     every passwd-file user whose primary group is protected. gids: the groups
     themselves, for users outside the passwd file whose primary group only the

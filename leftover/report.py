@@ -8,7 +8,6 @@ passes through printable() before it is shown anywhere.
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from leftover.act import Outcome
 from leftover.decide import Decision, Plan, Verdict
@@ -16,26 +15,26 @@ from leftover.log import printable
 from leftover.version import version
 
 
-@dataclass
 class RunReport:
     """What one run found and did, filled in as it goes."""
 
-    dry_run: bool
-    exit_code: int = 0
-    bailed_out: str | None = None
-    bailed_out_label: str | None = None  # config, lock, userns, passwd, group, proc, slurm, stopped, internal
-    stopped: str | None = None  # stopped by a signal after the kill phase began
-    duration: float = 0.0
-    job_source: str = "squeue"
-    scanned: int = 0
-    skipped: list[dict] = field(default_factory=list)
-    asked_slurm: bool = False
-    squeue: str | None = None  # the squeue that was run
-    node_names: tuple[str, ...] = ()
-    job_uids: tuple[int, ...] = ()
-    slurm_seconds: float | None = None
-    plan: Plan | None = None
-    outcomes: list[Outcome] = field(default_factory=list)
+    def __init__(self, dry_run: bool, plan: Plan | None = None, slurm_seconds: float | None = None) -> None:
+        self.dry_run = dry_run
+        self.exit_code = 0
+        self.bailed_out: str | None = None
+        self.bailed_out_label: str | None = None  # config, lock, userns, passwd, group, proc, slurm, stopped, internal
+        self.stopped: str | None = None  # stopped by a signal after the kill phase began
+        self.duration = 0.0
+        self.job_source = "squeue"
+        self.scanned = 0
+        self.skipped: list[dict] = []
+        self.asked_slurm = False
+        self.squeue: str | None = None  # the squeue that was run
+        self.node_names: tuple[str, ...] = ()
+        self.job_uids: tuple[int, ...] = ()
+        self.slurm_seconds = slurm_seconds
+        self.plan = plan
+        self.outcomes: list[Outcome] = []
 
 
 class Describer:

@@ -12,10 +12,10 @@ that cannot be listed at all, or lists no readable process, is an error.
 import errno
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from leftover.cgroup import CgroupFormatError, job_cgroup, job_cgroup_uid, parse_cgroup
+from leftover.cgroup import CgroupFormatError, read_job_cgroup
 from leftover.log import printable
 from leftover.process import PF_KTHREAD, Process, ProcFormatError, parse_nspid, parse_stat, parse_status
 from leftover.userns import UsernsReader
@@ -28,14 +28,12 @@ class ProcError(Exception):
     """The /proc tree as a whole cannot be read."""
 
 
-@dataclass(frozen=True)
-class Skipped:
+class Skipped(NamedTuple):
     pid: int
     why: str
 
 
-@dataclass(frozen=True)
-class Scan:
+class Scan(NamedTuple):
     processes: tuple[Process, ...]
     skipped: tuple[Skipped, ...]
 
@@ -98,8 +96,10 @@ def with_job_cgroups(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Scan:
     says so."""
 
     def update(process: Process, raw: bytes) -> Process:
-        path = job_cgroup(parse_cgroup(raw))
-        return process._replace(job_cgroup=path, job_cgroup_uid=job_cgroup_uid(path))
+        found = read_job_cgroup(raw)
+        if found == (process.job_cgroup, process.job_cgroup_uid):
+            return process  # in no job, as most are: nothing to replace
+        return process._replace(job_cgroup=found.path, job_cgroup_uid=found.uid)
 
     def unreadable(process: Process) -> Process:
         return process._replace(job_cgroup=UNREADABLE_CGROUP)
@@ -141,7 +141,9 @@ def with_userns_owners(proc_root: Path, scan: Scan, pids: frozenset[int]) -> Sca
                 processes.append(process)
                 continue
             namespace = reader.read(process.pid)
-            if namespace is not None:
+            if namespace == (process.userns_owner, process.userns_error):
+                processes.append(process)  # the initial namespace, as most are: nothing to replace
+            elif namespace is not None:
                 processes.append(process._replace(userns_owner=namespace.owner, userns_error=namespace.error))
     return Scan(tuple(processes), scan.skipped)
 

@@ -1,22 +1,23 @@
 """Asking Slurm which users have a job on this node.
 
-This is the only module that runs Slurm's commands. Each runs through
-leftover.programs (a path only root controls, its own process group, output
-through pipes, a deadline, SIGKILL to the group and a bounded wait after it),
-with a scrubbed environment and no stdin; any failure (missing or untrusted
-binary, non-zero exit, killed by a signal, timeout, output it cannot read)
-raises SlurmError with one line saying why. It never answers "no jobs" for a
-failure.
+This is the only module that looks for and runs Slurm's commands. Both go
+through leftover.programs: the looking in a child with a deadline, never in
+leftover's own process (a file system that stops answering must not hold the
+run), and each command from a path only root controls, in its own process
+group, its output through pipes, a deadline, SIGKILL to the group and a
+bounded wait after it, with a scrubbed environment and no stdin. Any failure
+(missing or untrusted binary, non-zero exit, killed by a signal, timeout,
+output it cannot read) raises SlurmError with one line saying why. It never
+answers "no jobs" for a failure.
 """
 
 import os
-import shutil
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from leftover.programs import ProgramError, Unanswered, run
+from leftover.programs import ProgramError, Unanswered, executables, run
 from leftover.squeue import SlurmOutputError, node_list, parse_job_uid_table, parse_node_names
 
 # Where a site installs Slurm itself comes before the distribution's client:
@@ -31,39 +32,59 @@ class SlurmError(Exception):
     """Slurm did not give an answer leftover can trust."""
 
 
-@dataclass(frozen=True)
-class JobQuery:
+class JobQuery(NamedTuple):
     job_uids: frozenset[int]
     node_names: tuple[str, ...]
     seconds: float
 
 
-def squeue_candidates(configured: Path | None) -> list[Path]:
+class Commands(NamedTuple):
+    squeues: tuple[Path, ...]  # every squeue found, the one used first
+    scontrol: Path | None  # beside the first squeue, if there is one
+
+
+def find_commands(configured: Path | None, deadline: float) -> Commands:
     """Every squeue leftover would consider, the one it uses first: the
     configured one alone; else the site's prefixes, PATH, then the
-    distribution's, each file once."""
+    distribution's, each file once; and the scontrol beside it. The looking
+    is done in a child (leftover.programs.executables), by deadline."""
     if configured is not None:
-        if not os.access(configured, os.X_OK):
-            raise SlurmError(f"configured squeue {configured} is not an executable file")
-        return [configured]
-    on_path = shutil.which("squeue")
-    found, seen = [], set()
-    for candidate in [p / "squeue" for p in SITE_PREFIXES] + ([Path(on_path)] if on_path else []) + [
-        p / "squeue" for p in DISTRIBUTION_PREFIXES
-    ]:
-        if os.access(candidate, os.X_OK) and os.path.realpath(candidate) not in seen:
-            seen.add(os.path.realpath(candidate))
-            found.append(candidate)
-    if not found:
+        site, on_path, distribution = [str(configured)], [], []
+    else:
+        site = [str(p / "squeue") for p in SITE_PREFIXES]
+        search_path = os.environ.get("PATH", os.defpath)
+        on_path = [os.path.join(d, "squeue") for d in search_path.split(os.pathsep)] if search_path else []
+        distribution = [str(p / "squeue") for p in DISTRIBUTION_PREFIXES]
+    squeues = site + on_path + distribution
+    scontrols = [os.path.join(os.path.dirname(p), "scontrol") for p in squeues]
+    try:
+        found = executables(list(dict.fromkeys(squeues + scontrols)), deadline)
+    except Unanswered as error:
+        raise SlurmError(
+            f"looking for squeue did not finish in time (a file system on the way to it did not answer){error.left_behind}"
+        ) from None
+    except ProgramError as error:
+        raise SlurmError(f"cannot look for squeue: {error}") from None
+    if configured is not None and str(configured) not in found:
+        raise SlurmError(f"configured squeue {configured} is not an executable file")
+    first_on_path = [p for p in on_path if p in found][:1]  # as the shell would find it
+    chosen, seen = [], set()
+    for candidate in site + first_on_path + distribution:
+        if candidate in found and found[candidate] not in seen:
+            seen.add(found[candidate])
+            chosen.append(Path(candidate))
+    if not chosen:
         places = ", ".join(map(str, SITE_PREFIXES + DISTRIBUTION_PREFIXES))
         raise SlurmError(f"squeue not found in {places} or on PATH; set 'squeue' in the config")
-    return found
+    scontrol = chosen[0].parent / "scontrol"
+    return Commands(tuple(chosen), scontrol if str(scontrol) in found else None)
 
 
-def node_names(squeue: Path, timeout: float) -> tuple[str, ...]:
+def node_names(scontrol: Path | None, timeout: float, deadline: float) -> tuple[str, ...]:
     """The Slurm node names this host serves, as `scontrol show aliases` beside
-    squeue prints them (read from slurm.conf, no controller involved). Never
-    empty: no scontrol there, or one that names no node, is a SlurmError.
+    squeue prints them (read from slurm.conf, no controller involved), which
+    may take until deadline. Never empty: no scontrol there, or one that names
+    no node, is a SlurmError.
 
     Only a name scontrol printed is ever asked about; the host name is never a
     stand-in. squeue answers a --nodelist name for the first node whose
@@ -74,11 +95,10 @@ def node_names(squeue: Path, timeout: float) -> tuple[str, ...]:
     is answered for itself: slurmctld refuses to start when a node before it
     has that name as its NodeHostname (_check_callback, src/common/node_conf.c,
     "Duplicated NodeHostName")."""
-    scontrol = squeue.parent / "scontrol"
-    if not os.access(scontrol, os.X_OK):
-        raise SlurmError(f"no scontrol beside {squeue}: this host's node names cannot be learned")
+    if scontrol is None:
+        raise SlurmError("no scontrol beside squeue: this host's node names cannot be learned")
     try:
-        names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout))
+        names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout, deadline))
     except SlurmOutputError as error:
         raise SlurmError(str(error)) from None
     if not names:
@@ -93,7 +113,7 @@ def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery
     suspended, completing, ...) on the given nodes, in every partition. The
     header line is asked for too: output without it was cut off."""
     started = time.monotonic()
-    output = _run([str(squeue), "--all", "--format=%U", "--nodelist=" + _node_list(names)], timeout)
+    output = _run([str(squeue), "--all", "--format=%U", "--nodelist=" + _node_list(names)], timeout, started + timeout)
     try:
         uids = parse_job_uid_table(output)
     except SlurmOutputError as error:
@@ -108,15 +128,16 @@ def _node_list(names: tuple[str, ...]) -> str:
         raise SlurmError(str(error)) from None
 
 
-def _run(argv: list[str], timeout: float) -> str:
-    """Run a Slurm command; its standard output as text, or SlurmError."""
+def _run(argv: list[str], timeout: float, deadline: float) -> str:
+    """Run a Slurm command, whose limit is timeout, until deadline; its
+    standard output as text, or SlurmError."""
     command = Path(argv[0]).name
     environment = {k: os.environ[k] for k in _KEPT_ENVIRONMENT if k in os.environ}
     environment["LC_ALL"] = "C"
     try:
-        done = run(argv, environment, time.monotonic() + timeout)
+        done = run(argv, environment, deadline)
     except Unanswered as error:
-        raise SlurmError(f"{command} did not answer within {timeout:g}s{error.left_behind}") from None
+        raise SlurmError(f"{command} {error.within(timeout)}") from None
     except ProgramError as error:
         raise SlurmError(str(error)) from None
     if done.returncode < 0:

@@ -1,20 +1,21 @@
 """Looking at the node: a /proc tree read into a Plan, each file of a process
 at most once per look and only where it can still change a verdict.
 
-look() is a run's first look. Every status is read; a process's cgroup only
-when neither its status nor a slurmstepd ancestor decided it, and then also
-the cgroups of root's slurmstepd processes and their root children, whose
-cgroup v1 path names the job's user; its user namespace only when its cgroup
-did not decide it either; its stat (start time) only when the job
-answer is already in hand and is all that is left to decide it. On an idle
-node, or one whose user processes all live under slurmstepd, that is one file
-per process.
+look() is a run's first look. Every status is read; a process's cgroup and
+user namespace only when neither its status nor a slurmstepd ancestor decided
+it (and then also the cgroups of root's slurmstepd processes and their root
+children, whose cgroup v1 path names the job's user); its stat (start time)
+only when the job answer is already in hand and is all that is left to decide
+it. On an idle node, or one whose user processes all live under slurmstepd,
+that is one file per process. It decides at most three times: on the
+statuses, on what the cgroups and namespaces add, and on the start times.
 
 look_again() follows a Slurm answer. It reads the start time of each process
-the first look left undecided, and reads in full only the processes that
-started since the first look began (a new pid, or an old pid now naming a
-newcomer): they may be a job's, and so evidence for their user. What the
-first look decided stands (leftover.decide keeps that rule).
+the first look left undecided, and reads in full (status, cgroup, user
+namespace, stat) only the processes that started since the first look began
+(a new pid, or an old pid now naming a newcomer): they may be a job's, and so
+evidence for their user. It decides once, with the answer. What the first
+look decided stands (leftover.decide keeps that rule).
 
 with_gpu_devices() is the last read of a run: the open files of its targets
 only, to tell which GPU devices they hold.
@@ -22,8 +23,8 @@ only, to tell which GPU devices they hold.
 It signals nothing and asks no one; errors are ProcError from leftover.scan.
 """
 
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from leftover.decide import SLURMSTEPD, Facts, Plan, Verdict, decide
 from leftover.gpu import gpu_devices
@@ -39,8 +40,7 @@ from leftover.scan import (
 )
 
 
-@dataclass(frozen=True)
-class Survey:
+class Survey(NamedTuple):
     plan: Plan
     scan: Scan
     began_ticks: int  # CLOCK_BOOTTIME ticks, read before the look's first file
@@ -70,31 +70,36 @@ def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
             kept.append(process)
     fresh = statuses_of(proc_root, sorted(newcomers))
     scan = Scan(tuple(sorted(kept + list(fresh.processes), key=_pid)), timed.skipped + fresh.skipped)
-    plan = first.plan
-    if fresh.processes:
-        plan = decide(scan.processes, replace(facts, answer=None), plan)
-        unsettled = _pids(plan.undecided) & newcomers
-        scan = with_job_cgroups(proc_root, scan, unsettled | (_slurms_own(plan) & newcomers))
-        scan = with_userns_owners(proc_root, scan, unsettled)
-        scan = with_start_times(proc_root, scan, unsettled)
-    return Survey(decide(scan.processes, facts, plan), scan, first.began_ticks)
+    if fresh.processes:  # few, so each is read in full rather than judged between reads
+        arrived = _pids(fresh.processes)
+        scan = with_job_cgroups(proc_root, scan, arrived)
+        scan = with_userns_owners(proc_root, scan, arrived)
+        scan = with_start_times(proc_root, scan, arrived)
+    return Survey(_decided(scan, facts, first.plan), scan, first.began_ticks)
 
 
 def _judged(proc_root: Path, scan: Scan, facts: Facts):
-    """Decide scan; for what stays undecided read cgroups, then (with an
-    answer in facts) start times, judging again only what is still open."""
-    unanswered = replace(facts, answer=None)
-    plan = decide(scan.processes, unanswered)
+    """Decide scan; for what stays undecided read cgroups and user
+    namespaces, then (with an answer in facts) start times, judging again
+    only what is still open."""
+    unanswered = facts._replace(answer=None)
+    plan = _decided(scan, unanswered)
     if plan.undecided:
-        scan = with_job_cgroups(proc_root, scan, _pids(plan.undecided) | _slurms_own(plan))
-        plan = decide(scan.processes, unanswered, plan)
-    if plan.undecided:
-        scan = with_userns_owners(proc_root, scan, _pids(plan.undecided))
-        plan = decide(scan.processes, unanswered, plan)
+        undecided = _pids(plan.undecided)
+        scan = with_job_cgroups(proc_root, scan, undecided | _slurms_own(plan))
+        scan = with_userns_owners(proc_root, scan, undecided)
+        plan = _decided(scan, unanswered, plan)
     if facts.answer is None or not plan.undecided:
         return plan, scan
     scan = with_start_times(proc_root, scan, _pids(plan.undecided))
-    return decide(scan.processes, facts, plan), scan
+    return _decided(scan, facts, plan), scan
+
+
+def _decided(scan: Scan, facts: Facts, settled: Plan | None = None) -> Plan:
+    """decide() on scan, told which processes were there but could not be
+    read: the line of ancestors of their children is broken there."""
+    unreadable = frozenset(s.pid for s in scan.skipped) - _pids(scan.processes)
+    return decide(scan.processes, facts._replace(unreadable_pids=unreadable), settled)
 
 
 def with_gpu_devices(proc_root: Path, plan: Plan) -> Plan:

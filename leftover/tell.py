@@ -5,8 +5,9 @@ run's JSON document on its standard input.
 
 It decides nothing and signals no target. Nothing here may hold a run up or
 change its outcome: a terminal is opened and written without blocking, at
-most MAX_TERMINALS of them per user; the command runs in a session of its
-own and is killed with its whole process group at its time limit. Every
+most MAX_TERMINALS of them per user; the command runs through
+leftover.programs, in a session of its own, and is killed with its whole
+process group at its time limit (a child stuck on the way to it too). Every
 failure comes back as one line of text for the log, never as an exception.
 
 Terminals are found by ownership of the pseudo-terminals under /dev/pts, not
@@ -17,12 +18,11 @@ record and cannot go stale after a crash, and it needs no binary parser.
 
 import errno
 import os
-import signal
 import stat
-import subprocess
+import time
 from pathlib import Path
 
-from leftover.programs import ProgramError, open_trusted
+from leftover.programs import ProgramError, Unanswered, run
 
 DEV_PTS = Path("/dev/pts")
 MAX_TERMINALS = 32
@@ -82,44 +82,22 @@ def terminal_message(host: str, names: list[tuple[int, str]], why: str, grace_se
 
 def run_notify_command(command: Path, document: str, timeout: float) -> str | None:
     """Run the site's command with document on stdin; None if it exited 0,
-    else one line saying what went wrong. Its whole path is checked as
-    squeue's is (leftover.programs: root's, writable by no one else), and the
-    checked file is what runs."""
+    else one line saying what went wrong. It runs through leftover.programs,
+    as squeue does: its whole path checked (root's, writable by no one else)
+    in a child of its own, the checked file what runs, its output discarded."""
     try:
-        fd = open_trusted(str(command))
+        done = run(
+            [str(command)], _ENVIRONMENT, time.monotonic() + timeout, stdin=document.encode("utf-8"), cwd="/",
+            keep_output=False, kill_wait=KILL_WAIT_SECONDS,
+        )
+    except Unanswered as error:
+        if error.started:
+            return f"{command} did not finish within {timeout:g}s; its process group was killed{error.left_behind}"
+        return f"{command} {error.within(timeout)}"
     except ProgramError as error:
         return str(error)
-    try:
-        child = subprocess.Popen(
-            [str(command)], executable=f"/proc/self/fd/{fd}", pass_fds=(fd,), stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", env=_ENVIRONMENT, start_new_session=True,
-        )
-    except OSError as error:
-        return f"cannot run {command}: {error.strerror}"
-    finally:
-        os.close(fd)
-    try:
-        child.communicate(document.encode("utf-8"), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(child)
-        return f"{command} did not finish within {timeout:g}s; its process group was killed"
-    except BaseException:
-        _kill_group(child)
-        raise
-    if child.returncode < 0:
-        return f"{command} was killed by signal {-child.returncode}"
-    if child.returncode != 0:
-        return f"{command} exited {child.returncode}"
+    if done.returncode < 0:
+        return f"{command} was killed by signal {-done.returncode}"
+    if done.returncode != 0:
+        return f"{command} exited {done.returncode}"
     return None
-
-
-def _kill_group(child: subprocess.Popen) -> None:
-    try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except OSError:
-        pass  # the group is already gone
-    try:
-        child.wait(timeout=KILL_WAIT_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass  # stuck in the kernel; it dies when it can, and nothing waits for it
-

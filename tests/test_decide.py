@@ -1,7 +1,6 @@
 """The decision core, on the example node's real-kernel process files and on
 hand-made processes for each rule."""
 
-from dataclasses import replace
 
 import pytest
 
@@ -13,7 +12,7 @@ from tests.conftest import EXAMPLE_PROC
 ASKED_AT = 100_000
 FACTS = Facts(min_uid=1000, protected_uids=frozenset({64030, 2004}))
 ANSWER = JobAnswer(job_uids=frozenset({2001}), asked_at_ticks=ASKED_AT)
-ANSWERED = replace(FACTS, answer=ANSWER)
+ANSWERED = FACTS._replace(answer=ANSWER)
 
 
 def process(uids=(2002,) * 4, state="S", kernel_thread=False, start_ticks=500, pid=4000, owner=None, threads=None) -> Process:
@@ -30,7 +29,7 @@ def example_plan():
     scan = scan_statuses(EXAMPLE_PROC)
     every = frozenset(p.pid for p in scan.processes)
     scan = with_start_times(EXAMPLE_PROC, with_job_cgroups(EXAMPLE_PROC, scan, every), every)
-    return decide(scan.processes, replace(FACTS, answer=ANSWER))
+    return decide(scan.processes, FACTS._replace(answer=ANSWER))
 
 
 def test_example_node_targets_exactly_the_strays():
@@ -95,7 +94,7 @@ def test_first_matching_rule_wins():
 
 
 def test_min_uid_is_a_setting():
-    assert reason(process(uids=(1500,) * 4), replace(FACTS, min_uid=2000, answer=ANSWER)) == "system-account"
+    assert reason(process(uids=(1500,) * 4), FACTS._replace(min_uid=2000, answer=ANSWER)) == "system-account"
 
 
 def test_without_slurm_answer_nothing_is_targeted_and_candidates_are_undecided():
@@ -110,7 +109,7 @@ def test_node_of_protected_processes_needs_no_slurm_answer():
 
 
 def test_count_by_reason_follows_rule_order():
-    plan = decide([process(pid=1), process(pid=2, state="Z"), process(pid=3, uids=(2001,) * 4)], replace(FACTS, answer=ANSWER))
+    plan = decide([process(pid=1), process(pid=2, state="Z"), process(pid=3, uids=(2001,) * 4)], FACTS._replace(answer=ANSWER))
     assert list(plan.count_by_reason().items()) == [("zombie", 1), ("job-on-node", 1), ("no-job-on-node", 1)]
 
 
@@ -158,8 +157,25 @@ def test_parent_cycles_do_not_hang_the_ancestry_walk():
 
 def test_local_answer_targets_what_no_local_evidence_covers():
     local = JobAnswer(frozenset(), ASKED_AT)
-    plan = decide(stepd_tree(), replace(FACTS, answer=local))
+    plan = decide(stepd_tree(), FACTS._replace(answer=local))
     assert [d.process.pid for d in plan.targets] == [14, 15, 16]
+
+
+def test_below_a_process_that_could_not_be_read_the_ancestry_is_unknown_and_spares():
+    """slurmstepd (root) -> 40, whose status could not be read and is
+    missing -> 41 -> 42. Whether 41 and 42 run under slurmstepd cannot be
+    told, so even with an answer that names no job of theirs they are
+    spared; a process whose parent simply vanished is judged as before."""
+    tree = [
+        process(pid=10, uids=(0,) * 4)._replace(name="slurmstepd"),
+        process(pid=41, uids=(3001,) * 4)._replace(ppid=40),
+        process(pid=42, uids=(3001,) * 4)._replace(ppid=41),
+        process(pid=51, uids=(3001,) * 4)._replace(ppid=50),  # 50 exited: its child is judged as ever
+    ]
+    local = FACTS._replace(answer=JobAnswer(frozenset(), ASKED_AT), unreadable_pids=frozenset({40}))
+    reasons = {d.process.pid: d.rule.name for d in decide(tree, local).decisions}
+    assert reasons == {10: "system-account", 41: "ancestor-unreadable", 42: "ancestor-unreadable", 51: "no-job-on-node"}
+    assert [d.process.pid for d in decide(tree, local._replace(unreadable_pids=frozenset())).targets] == [41, 42, 51]
 
 
 def test_a_deep_process_chain_is_walked_to_its_slurmstepd():
@@ -173,7 +189,7 @@ def test_a_deep_process_chain_is_walked_to_its_slurmstepd():
 
 
 def test_members_of_protected_groups_are_spared_by_their_own_row():
-    facts = replace(ANSWERED, protected_group_uids=frozenset({2002}))
+    facts = ANSWERED._replace(protected_group_uids=frozenset({2002}))
     assert reason(process(), facts) == "protected-group"
     assert reason(process(uids=(3000, 2002, 3000, 3000)), facts) == "protected-group"
     assert reason(process(uids=(2002, 2004, 2002, 2002)), facts) == "protected-user"  # the earlier row decides
@@ -199,8 +215,8 @@ def test_system_accounts_above_min_uid_are_spared(uid):
 
 def test_system_uid_ranges_come_from_the_facts():
     nobody = process(uids=(65534,) * 4)
-    assert reason(nobody, replace(ANSWERED, system_uid_ranges=())) == "no-job-on-node"
-    assert reason(process(uids=(70005,) * 4), replace(ANSWERED, system_uid_ranges=((70000, 70010),))) == "system-account"
+    assert reason(nobody, ANSWERED._replace(system_uid_ranges=())) == "no-job-on-node"
+    assert reason(process(uids=(70005,) * 4), ANSWERED._replace(system_uid_ranges=((70000, 70010),))) == "system-account"
 
 
 SUBORDINATE = (101000,) * 4  # a container user's UID, from an /etc/subuid range

@@ -5,7 +5,6 @@ tests/e2e/test_gpu_holders.py has a real process holding stand-in devices."""
 import json
 import os
 import shutil
-from dataclasses import replace
 
 import pytest
 
@@ -59,7 +58,7 @@ def test_a_process_without_a_readable_fd_table_holds_nothing_that_can_be_shown(p
 
 def test_only_targets_are_looked_at_and_no_verdict_changes(proc):
     facts = Facts(min_uid=1000, protected_uids=frozenset({64030, 2004}))
-    plan = with_gpu_devices(proc, look(proc, replace(facts, answer=JobAnswer(frozenset({2001}), 100_000))).plan)
+    plan = with_gpu_devices(proc, look(proc, facts._replace(answer=JobAnswer(frozenset({2001}), 100_000))).plan)
     held = {d.process.pid: d.process.gpu_devices for d in plan.decisions}
     assert held[1202] == ("/dev/kfd", "/dev/nvidia0", "/dev/nvidiactl")
     assert held[1201] == ()  # in a job: its fd table is never read

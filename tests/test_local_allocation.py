@@ -3,7 +3,6 @@ root-owned processes (the extern step of PrologFlags=Contain, as `salloc
 --no-shell` leaves it): what cgroup v1 and v2 let the node itself show."""
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from leftover.decide import Facts, JobAnswer
@@ -13,7 +12,7 @@ from tests.conftest import REPO
 
 CGROUPS = REPO / "fixtures" / "cgroup"
 FACTS = Facts(min_uid=1000, protected_uids=frozenset())
-LOCAL = replace(FACTS, answer=JobAnswer(frozenset(), 10_000_000))
+LOCAL = FACTS._replace(answer=JobAnswer(frozenset(), 10_000_000))
 JOB_USER, OTHER_USER = 3001, 3002
 
 

@@ -1,17 +1,20 @@
-"""Look-ups in the user database: real getent against this machine's NSS, and
-a getent that never answers (the real hang, sssd accepting and never replying,
-is in e2e/test_bounds.py)."""
+"""Look-ups in the user database: real getent against this machine's NSS, a
+getent that never answers (the real hang, sssd accepting and never replying,
+is in e2e/test_bounds.py), and one on a file system that never answers."""
 
 import json
+import os
+import re
 import time
 
 import pytest
 
 from leftover import cli
 from leftover.act import Actor
+from leftover.lock import take_lock
 from leftover.names import UserDatabase, UserDatabaseError
 from leftover.programs import KILL_WAIT_SECONDS
-from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
+from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC, state_of
 from tests.faults import config
 
 
@@ -61,6 +64,28 @@ def test_a_protected_user_that_cannot_be_looked_up_in_time_fails_closed(capsys, 
     assert code == 1 and signalled == [] and report["bailed_out_reason"] == "names"
     assert report["bailed_out"] == ("cannot resolve protected users ldap-only-admin: "
                                     "the user database did not answer within 0.5s")
+
+
+def test_a_getent_on_a_file_system_that_never_answers_fails_closed_in_time(
+    hung_file_system, capsys, signalled, monkeypatch, tmp_path
+):
+    """Its exec waits where not even SIGKILL ends it: the child is left behind,
+    without a copy of the lock, and the run bails out within the budget."""
+    getent = hung_file_system.mount("taken") / "getent"
+    monkeypatch.setattr(cli, "UserDatabase", lambda: UserDatabase(budget_seconds=0.5, getent=str(getent)))
+    conf = config(tmp_path, json.dumps({"protected_users": ["ldap-only-admin"], "squeue": str(EXAMPLE_NODE / "squeue")}))
+    started = time.monotonic()
+    code, report = run(capsys, conf, "--lock-file", str(tmp_path / "lock"))
+    assert time.monotonic() - started < 0.5 + KILL_WAIT_SECONDS + 1
+    assert code == 1 and signalled == [] and report["bailed_out_reason"] == "names"
+    said = re.fullmatch(
+        rf"cannot resolve protected users ldap-only-admin: getent did not start within 0.5s \(a file system on the way "
+        rf"to {re.escape(str(getent))} did not answer\); pid (\d+) still there 1s after SIGKILL \(state D\), left behind",
+        report["bailed_out"],
+    )
+    assert said, report["bailed_out"]
+    assert state_of(int(said[1])) == "D"
+    os.close(take_lock(tmp_path / "lock"))
 
 
 def test_a_label_that_cannot_be_looked_up_in_time_shows_the_uid(capsys, signalled, monkeypatch, tmp_path):

@@ -1,10 +1,12 @@
 """Running a program as root: the whole path is checked, the checked file is
 what runs, and every wait has a bound (a process group killed at the deadline,
-a frozen child left behind). Real processes, real directories, a real cgroup v1
-freezer where the machine has one."""
+a frozen child left behind). The checks run in the child leftover forks, so
+their refusals are read here as run() reports them. Real processes, real
+directories, a real cgroup v1 freezer where the machine has one."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from leftover import programs
-from leftover.programs import KILL_WAIT_SECONDS, ProgramError, Unanswered, open_trusted, run
-from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC
+from leftover.lock import take_lock
+from leftover.programs import KILL_WAIT_SECONDS, Finished, ProgramError, Unanswered, executables, run
+from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC, state_of
 
 OTHER_UID = 3002  # an account that is neither root nor leftover's user
 FREEZER = Path("/sys/fs/cgroup/freezer")
@@ -26,6 +29,10 @@ def script(path: Path, body: str, mode: int = 0o755) -> Path:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(mode)
     return path
+
+
+def started(program: Path) -> Finished:
+    return run([str(program)], {}, time.monotonic() + 5)
 
 
 def alive(pid: int) -> bool:
@@ -48,7 +55,7 @@ def test_a_directory_owned_by_another_account_is_refused(tmp_path):
     program = script(directory / "squeue", "echo UID")
     os.chown(tmp_path / "slurm", OTHER_UID, OTHER_UID)
     with pytest.raises(ProgramError, match=f"directory {tmp_path}/slurm on its path is owned by uid {OTHER_UID}"):
-        open_trusted(str(program))
+        started(program)
 
 
 def test_a_symlink_through_a_directory_others_can_write_is_refused(tmp_path):
@@ -58,12 +65,12 @@ def test_a_symlink_through_a_directory_others_can_write_is_refused(tmp_path):
     script(open_directory / "squeue", "echo UID")
     (tmp_path / "squeue").symlink_to(open_directory / "squeue")
     with pytest.raises(ProgramError, match=f"directory {open_directory} on its path is writable by group or others"):
-        open_trusted(str(tmp_path / "squeue"))
+        started(tmp_path / "squeue")
 
 
 def test_a_group_writable_file_is_refused(tmp_path):
     with pytest.raises(ProgramError, match="is writable by group or others .mode 0775."):
-        open_trusted(str(script(tmp_path / "squeue", "echo UID", mode=0o775)))
+        started(script(tmp_path / "squeue", "echo UID", mode=0o775))
 
 
 @needs_root
@@ -75,14 +82,14 @@ def test_a_symlink_owned_by_another_account_is_refused_even_in_a_sticky_director
     (sticky / "squeue").symlink_to(target)
     os.lchown(sticky / "squeue", OTHER_UID, OTHER_UID)
     with pytest.raises(ProgramError, match=f"symlink {sticky}/squeue on its path is owned by uid {OTHER_UID}"):
-        open_trusted(str(sticky / "squeue"))
+        started(sticky / "squeue")
 
 
 def test_a_sticky_world_writable_directory_holding_a_trusted_file_is_accepted(tmp_path):
     sticky = tmp_path / "sticky"
     sticky.mkdir()
     sticky.chmod(0o1777)
-    os.close(open_trusted(str(script(sticky / "squeue", "echo UID"))))
+    assert started(script(sticky / "squeue", "echo UID")).stdout == b"UID\n"
 
 
 def test_relative_and_dotted_symlinks_are_followed_as_the_kernel_would(tmp_path):
@@ -99,15 +106,15 @@ def test_the_checked_file_is_the_one_that_runs(tmp_path, monkeypatch):
     """Whatever happens to the path after the check, the file that was checked
     and opened runs, not whatever the path names at exec time."""
     program = script(tmp_path / "squeue", "echo checked")
-    checked = programs.open_trusted
+    checked = programs._open_trusted
 
-    def check_then_swap(path: str) -> int:
+    def check_then_swap(path: str) -> int:  # in the child, between its check and its exec
         fd = checked(path)
         swapped = script(tmp_path / "other", "echo swapped-in")
         os.replace(swapped, program)
         return fd
 
-    monkeypatch.setattr(programs, "open_trusted", check_then_swap)
+    monkeypatch.setattr(programs, "_open_trusted", check_then_swap)
     assert run([str(program)], {}, time.monotonic() + 5).stdout == b"checked\n"
 
 
@@ -153,6 +160,69 @@ def test_a_program_frozen_in_a_cgroup_is_left_behind_within_the_bound(tmp_path):
         while (cgroup / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
             time.sleep(0.05)
         cgroup.rmdir()
+
+
+@pytest.mark.parametrize(("mode", "where", "stuck"), [
+    ("taken", "other/squeue", True),  # a step of its path: the server took the lookup
+    ("taken", "squeue", True),  # the file itself: every step answers, the open for exec does not
+    ("queued", "other/squeue", True),  # behind the lookup holding /other's lock (fuse_lock_inode, a mutex)
+    ("queued", "slurm/bin/squeue", False),  # the lookup is still in the kernel's queue: SIGKILL ends it
+], ids=["lookup-taken", "exec-taken", "lookup-behind-a-lock", "lookup-queued"])
+def test_a_file_system_that_never_answers_holds_a_child_never_leftover_nor_its_lock(
+    hung_file_system, tmp_path, mode, where, stuck
+):
+    """Every step towards the program is the child's: leftover gives up on it
+    at the deadline, and a child the kernel will not let go (state D, where
+    SIGKILL waits too) is left behind holding nothing of leftover's."""
+    program = hung_file_system.mount(mode) / where
+    held = take_lock(tmp_path / "lock")
+    started = time.monotonic()
+    with pytest.raises(Unanswered) as unanswered:
+        run([str(program)], {}, started + 0.5)
+    elapsed = time.monotonic() - started
+    assert not unanswered.value.started
+    assert unanswered.value.within(0.5).startswith(f"did not start within 0.5s (a file system on the way to {program} did not answer)")
+    if stuck:
+        pid = int(re.fullmatch(r"; pid (\d+) still there 1s after SIGKILL \(state D\), left behind", unanswered.value.left_behind)[1])
+        assert state_of(pid) == "D"
+        assert KILL_WAIT_SECONDS < elapsed < 0.5 + KILL_WAIT_SECONDS + 0.5
+    else:
+        assert unanswered.value.left_behind == "" and elapsed < 0.5 + KILL_WAIT_SECONDS
+    os.close(held)
+    os.close(take_lock(tmp_path / "lock"))  # a fresh open file: taken only if no child holds a copy of the first
+
+
+def test_looking_for_programs_on_a_file_system_that_never_answers_ends_at_the_deadline(hung_file_system):
+    hung = hung_file_system.mount("taken")
+    started = time.monotonic()
+    with pytest.raises(Unanswered) as unanswered:
+        executables(["/bin/sh", str(hung / "other" / "squeue")], started + 0.5)
+    assert "(state D), left behind" in unanswered.value.left_behind
+    assert time.monotonic() - started < 0.5 + KILL_WAIT_SECONDS + 0.5
+
+
+def test_looking_for_programs_finds_executable_files_and_their_real_paths(tmp_path):
+    script(tmp_path / "squeue", "echo UID")
+    (tmp_path / "link").symlink_to(tmp_path / "squeue")
+    (tmp_path / "plain").write_text("")
+    (tmp_path / "directory").mkdir()
+    paths = [str(tmp_path / name) for name in ("squeue", "link", "plain", "directory", "absent")]
+    assert executables(paths, time.monotonic() + 5) == {
+        str(tmp_path / "squeue"): str(tmp_path / "squeue"), str(tmp_path / "link"): str(tmp_path / "squeue"),
+    }
+
+
+def test_the_program_inherits_no_descriptor_of_leftovers(tmp_path):
+    """The lock's descriptor (close-on-exec or not) never reaches the child:
+    it closes every descriptor but its pipes before its first step."""
+    held = take_lock(tmp_path / "lock")
+    os.set_inheritable(held, True)
+    try:
+        done = run([str(script(tmp_path / "fds", "ls -l /proc/$$/fd"))], {"PATH": "/usr/bin:/bin"}, time.monotonic() + 5)
+    finally:
+        os.close(held)
+    assert done.returncode == 0 and str(tmp_path / "lock") not in done.stdout.decode()
+    assert "/dev/null" in done.stdout.decode()  # its stdin: what it lists is its own
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")

@@ -2,7 +2,6 @@
 raises its own declared error; the decision core keeps its invariants for any
 processes and facts hypothesis can think of."""
 
-from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -193,20 +192,20 @@ def test_a_namespace_owner_never_adds_a_target(procs, facts, owner):
 @EXAMPLES
 @given(processes(), FACTS)
 def test_without_an_answer_nothing_is_targeted(procs, facts):
-    assert decide(procs, replace(facts, answer=None)).targets == ()
+    assert decide(procs, facts._replace(answer=None)).targets == ()
 
 
 @EXAMPLES
 @given(processes(), FACTS, UID_POOL)
 def test_adding_a_job_or_a_protected_user_never_adds_a_target(procs, facts, uid):
     before = {d.process.pid for d in decide(procs, facts).targets}
-    with_job = replace(facts, answer=replace(facts.answer, job_uids=facts.answer.job_uids | {uid}))
-    with_protection = replace(facts, protected_uids=facts.protected_uids | {uid})
-    with_member = replace(facts, protected_group_uids=facts.protected_group_uids | {uid})
+    with_job = facts._replace(answer=facts.answer._replace(job_uids=facts.answer.job_uids | {uid}))
+    with_protection = facts._replace(protected_uids=facts.protected_uids | {uid})
+    with_member = facts._replace(protected_group_uids=facts.protected_group_uids | {uid})
     assert {d.process.pid for d in decide(procs, with_job).targets} <= before
     assert {d.process.pid for d in decide(procs, with_protection).targets} <= before
     assert {d.process.pid for d in decide(procs, with_member).targets} <= before
-    with_system_range = replace(facts, system_uid_ranges=facts.system_uid_ranges + ((uid, uid),))
+    with_system_range = facts._replace(system_uid_ranges=facts.system_uid_ranges + ((uid, uid),))
     assert {d.process.pid for d in decide(procs, with_system_range).targets} <= before
 
 

@@ -4,7 +4,6 @@ a verdict, and what appeared in between is read in full."""
 
 import shutil
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,7 @@ def reads(monkeypatch) -> Counter:
 
 
 def answered(job_uids=frozenset()) -> Facts:
-    return replace(FACTS, answer=JobAnswer(frozenset(job_uids), boottime_ticks()))
+    return FACTS._replace(answer=JobAnswer(frozenset(job_uids), boottime_ticks()))
 
 
 def test_each_file_is_read_at_most_once_per_look(node, reads):
@@ -111,3 +110,16 @@ def test_what_the_first_look_decided_stands(node):
     put(node, 101, JOB_UID, "solver", ppid=1)  # left its job since: not read again
     plan = look_again(node, first, answered()).plan
     assert next(d for d in plan.decisions if d.process.pid == 101).rule.name == "under-slurmstepd"
+
+
+def test_a_child_of_a_process_whose_status_cannot_be_read_is_left_alone(node):
+    """slurmstepd 100 -> 150 (a garbled status: skipped) -> 151. Judged with
+    no job anywhere (job_source local), 151 could be a job's: it is spared,
+    and the stray beside it is still a target."""
+    put(node, 150, JOB_UID, "wrapper", ppid=100)
+    (node / "150" / "status").write_text("Name:\twrapper\nUid:\tgarbled\n")
+    put(node, 151, JOB_UID + 1, "worker", ppid=150)
+    first = look(node, answered())
+    reasons = {d.process.pid: d.rule.name for d in first.plan.decisions}
+    assert 150 in {s.pid for s in first.scan.skipped}
+    assert reasons[151] == "ancestor-unreadable" and reasons[200] == "no-job-on-node"

@@ -23,7 +23,8 @@ from tests.bench.floors import floor_1, floor_2
 from tests.conftest import REPO
 
 SIZES = (1_000, 10_000, 50_000)
-FROZEN = REPO / "build" / "pyinstaller" / "dist" / "leftover" / "leftover"
+# What `make deb` froze (debian/rules runs PyInstaller in its copy of the source, build/deb/leftover).
+FROZEN = REPO / "build" / "deb" / "leftover" / "build" / "pyinstaller" / "dist" / "leftover" / "leftover"
 FACTS = Facts(min_uid=1000, protected_uids=frozenset())
 ROWS: list[tuple[str, str, str]] = []
 
@@ -160,6 +161,7 @@ def _uid_of(pid: str) -> int | None:
 
 def _whole_run_rows(case: str, conf: Path) -> None:
     python = os.path.realpath(sys.executable)  # not a pyenv shim: that alone costs ~100 ms
+    _compiled(python)
     commands = {
         "floor 1": [python, "-S", "-m", "tests.bench.floors", "1", "/proc"],
         "floor 2": [python, "-S", "-m", "tests.bench.floors", "2", "/proc"],
@@ -186,6 +188,15 @@ def _whole_run_rows(case: str, conf: Path) -> None:
         row(f"whole run, {count} processes, {case}: {name}",
             f"{median[name] * 1000:.0f} ms, {median[name] / median['floor 1']:.2f} x floor 1, "
             f"{median[name] / median['floor 2']:.2f} x floor 2", target)
+    # The same reads in this process, without start-up: what each process costs.
+    scan_rows(Path("/proc"), f"in-process, real /proc, {count} processes, {case}", count, answered=asked)
+
+
+def _compiled(python: str) -> None:
+    """Byte-compile the package and the floors, as an installed copy is: with
+    PYTHONDONTWRITEBYTECODE set (as on some build machines), every timed
+    `python3 -m leftover` would otherwise compile its source again."""
+    subprocess.run([python, "-m", "compileall", "-q", str(REPO / "leftover"), str(REPO / "tests" / "bench")], check=True)
 
 
 def startup() -> None:
@@ -200,6 +211,11 @@ def startup() -> None:
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     bare = median_run([python, "-S", "-c", "pass"])
     row(f"start-up: {python} -S -c pass", f"{bare * 1000:.1f} ms")
+    ours = os.path.realpath(sys.executable)
+    _compiled(ours)
+    here = median_run([ours, "-S", "-c", "pass"])
+    imported = median_run([ours, "-S", "-c", "import leftover.cli"])
+    row("start-up: importing leftover.cli (python3 -S, byte-compiled)", f"{(imported - here) * 1000:.1f} ms beyond -c pass")
     if FROZEN.exists():
         frozen = median_run([str(FROZEN), "--version"])
         row("start-up: frozen onedir binary --version", f"{frozen * 1000:.1f} ms, {frozen / bare:.1f} x python3 -S")
