@@ -26,11 +26,15 @@ test: deps cluster lint
 
 ## test-matrix: the end-to-end tests again against Slurm 24.11 (Debian trixie) and
 ## 26.05 (sid), each in a debootstrapped chroot of Debian's own packages beside
-## the host's 22.05 (tests/cluster/slurm-chroot; cached under /var/lib/leftover-matrix)
+## the host's 22.05 (tests/cluster/slurm-chroot; cached under /var/lib/leftover-matrix),
+## and the node identity tests against 22.05 in a Debian 12 chroot of its own
+## (the host's cluster keeps its node name)
 MATRIX_VERSIONS ?= 24.11 26.05
 test-matrix: deps lint
 	@[ "$$(id -u)" = 0 ] || { echo "test-matrix: needs root (debootstrap, mounts, daemons)" >&2; exit 1; }
-	tests/cluster/slurm-chroot build $(MATRIX_VERSIONS)
+	tests/cluster/slurm-chroot build 22.05 $(MATRIX_VERSIONS)
+	@echo "test-matrix: Slurm 22.05, node identity (its chroot)"
+	$(VPY) -m pytest -ra tests/e2e/test_node_identity.py
 	@for version in $(MATRIX_VERSIONS); do \
 	    echo "test-matrix: Slurm $$version"; \
 	    LEFTOVER_TEST_SLURM=$$version $(VPY) -m pytest -ra tests/e2e || exit 1; \

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from leftover.programs import ProgramError, Unanswered, executables, run
-from leftover.squeue import SlurmOutputError, node_list, node_name, parse_job_uid_table, parse_node_names
+from leftover.squeue import SlurmOutputError, node_list, parse_job_uid_table, parse_node_names
 
 # Where a site installs Slurm itself comes before the distribution's client:
 # a node with both runs the one its own slurmd came with, not Debian's
@@ -81,19 +81,31 @@ def find_commands(configured: Path | None, deadline: float) -> Commands:
 
 
 def node_names(scontrol: Path | None, timeout: float, deadline: float) -> tuple[str, ...]:
-    """The Slurm node names this host serves, from `scontrol show aliases` (read
-    from slurm.conf, no controller involved), which may take until deadline;
-    the short host name when there is no scontrol or it names no node (it
-    prints nothing for a host that slurm.conf does not list), if that is a
-    valid node name. Never empty."""
+    """The Slurm node names this host serves, as `scontrol show aliases` beside
+    squeue prints them (read from slurm.conf, no controller involved), which
+    may take until deadline. Never empty: no scontrol there, or one that names
+    no node, is a SlurmError.
+
+    Only a name scontrol printed is ever asked about; the host name is never a
+    stand-in. squeue answers a --nodelist name for the first node whose
+    NodeName or NodeHostname it is (_map_node_name, src/squeue/opts.c, Slurm
+    22.05 to 26.05), so the host name of a host serving two NodeNames gets the
+    first one's jobs alone, with exit 0; and scontrol printing nothing does not
+    mean the host serves no node (NodeHostnames written as FQDNs). A NodeName
+    is answered for itself: slurmctld refuses to start when a node before it
+    has that name as its NodeHostname (_check_callback, src/common/node_conf.c,
+    "Duplicated NodeHostName")."""
+    if scontrol is None:
+        raise SlurmError("no scontrol beside squeue: this host's node names cannot be learned")
     try:
-        if scontrol is not None:
-            names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout, deadline))
-            if names:
-                return names
-        return (node_name(socket.gethostname().split(".")[0], "no node name from scontrol, and the host name is"),)
+        names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout, deadline))
     except SlurmOutputError as error:
         raise SlurmError(str(error)) from None
+    if not names:
+        host = socket.gethostname().split(".")[0]
+        raise SlurmError(f"scontrol show aliases names no node of this host ({host[:40]!r}); "
+                         "squeue is not asked about the host name in their place")
+    return names
 
 
 def query_jobs(squeue: Path, names: tuple[str, ...], timeout: float) -> JobQuery:

@@ -1,5 +1,7 @@
 """Stand-ins for squeue that fail in ways the real one cannot be made to on
-demand. Used for fault injection only; everything else asks the real Slurm."""
+demand, each beside a stand-in scontrol that names one node (leftover asks
+squeue only about names `scontrol show aliases` beside it prints). Used for
+fault injection only; everything else asks the real Slurm."""
 
 from pathlib import Path
 
@@ -16,9 +18,21 @@ FAULTY_SQUEUES = {
 }
 
 
+STANDIN_NODE = "lo-standin"
+
+
 def faulty_squeue(directory: Path, fault: str) -> Path:
     path = directory / "squeue"
     path.write_text(f"#!/bin/sh\n{FAULTY_SQUEUES[fault]}\n")
+    path.chmod(0o755)
+    standin_scontrol(directory)
+    return path
+
+
+def standin_scontrol(directory: Path) -> Path:
+    """An scontrol in directory whose `show aliases` names STANDIN_NODE."""
+    path = directory / "scontrol"
+    path.write_text(f"#!/bin/sh\n[ \"$*\" = 'show aliases' ] || exit 1\nprintf '%s\\n' {STANDIN_NODE}\n")
     path.chmod(0o755)
     return path
 

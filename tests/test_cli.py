@@ -14,7 +14,7 @@ from leftover.lock import take_lock
 from leftover.process import Process
 from leftover.report import Describer
 from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC, REPO
-from tests.faults import FAULTY_SQUEUES, config, faulty_squeue
+from tests.faults import FAULTY_SQUEUES, config, faulty_squeue, standin_scontrol
 
 
 @pytest.fixture
@@ -200,6 +200,7 @@ def test_squeue_printing_without_end_is_stopped_at_the_cap(capsys, signalled, tm
     squeue = tmp_path / "squeue"
     squeue.write_text("#!/bin/sh\nexec yes 2001\n")
     squeue.chmod(0o755)
+    standin_scontrol(tmp_path)
     conf = config(tmp_path, json.dumps({"squeue": str(squeue), "squeue_timeout": 30}))
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
     assert code == 1 and signalled == [] and "printed 1048576 bytes or more" in report["bailed_out"]
@@ -240,6 +241,7 @@ def test_huge_numbers_are_refused_not_a_traceback(capsys, signalled, tmp_path):
     squeue = tmp_path / "squeue"
     squeue.write_text("#!/bin/sh\necho UID; printf '%05000d\\n' 7\n")
     squeue.chmod(0o755)
+    standin_scontrol(tmp_path)
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=config(tmp_path, json.dumps({"squeue": str(squeue)})))
     assert code == 1 and signalled == [] and "is not a UID" in report["bailed_out"]
 
@@ -326,22 +328,38 @@ def fake_slurm(directory, scontrol: str):
     return config(directory, json.dumps({"squeue": str(directory / "squeue")}))
 
 
-@pytest.mark.parametrize("host", ["", ".example.org", "node[1-2]", "-w", "x,y"])
-def test_no_node_from_scontrol_and_an_unusable_host_name_bails_out(capsys, signalled, tmp_path, monkeypatch, host):
-    """scontrol show aliases prints nothing (exit 0) for a host slurm.conf does
-    not list; a host name that is no node name is never sent to squeue."""
+@pytest.mark.parametrize("host", ["node7", "node7.cluster.example.org", "", "node[1-2]", "-w", "x,y"])
+def test_no_node_from_scontrol_bails_out_whatever_the_host_name(capsys, signalled, tmp_path, monkeypatch, host):
+    """scontrol show aliases prints nothing (exit 0) for a host slurm.conf
+    gives no NodeHostname of its short name, even one that serves nodes under
+    its FQDN. The host name is never asked about in their place, valid or not:
+    squeue would answer it for one node of such a host at most."""
     monkeypatch.setattr("socket.gethostname", lambda: host)
     conf = fake_slurm(tmp_path, "")
     code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
-    assert code == 1 and signalled == [] and report["targets"] == []
-    assert "not a node name leftover can use" in report["bailed_out"]
+    assert code == 1 and signalled == [] and report["targets"] == [] and not report["asked_slurm"]
+    assert "scontrol show aliases names no node of this host" in report["bailed_out"]
     assert "\n" not in report["bailed_out"]
 
 
-def test_no_node_from_scontrol_falls_back_to_a_valid_short_host_name(capsys, signalled, tmp_path, monkeypatch):
-    monkeypatch.setattr("socket.gethostname", lambda: "node7.cluster.example.org")
-    code, report = run(capsys, "--dry-run", config_path=fake_slurm(tmp_path, ""))
-    assert code == 0 and report["node_names"] == ["node7"]
+def test_no_scontrol_beside_squeue_bails_out(capsys, signalled, tmp_path, monkeypatch):
+    """Without scontrol there is nothing to learn the host's NodeNames from;
+    a valid host name is not asked about in their place."""
+    monkeypatch.setattr("socket.gethostname", lambda: "node7")
+    conf = fake_slurm(tmp_path, "node7")
+    (tmp_path / "scontrol").unlink()
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == [] and report["targets"] == [] and not report["asked_slurm"]
+    assert "no scontrol beside squeue" in report["bailed_out"]
+
+
+def test_the_names_scontrol_prints_are_the_ones_asked_about(capsys, signalled, tmp_path, monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "node7")
+    conf = fake_slurm(tmp_path, "lo-twin1 lo-twin2\n")
+    (tmp_path / "squeue").write_text(f"#!/bin/sh\necho \"$*\" > {tmp_path}/asked\nprintf 'UID\\n2001\\n'\n")
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and report["node_names"] == ["lo-twin1", "lo-twin2"]
+    assert (tmp_path / "asked").read_text() == "--all --format=%U --nodelist=lo-twin1,lo-twin2\n"
 
 
 def test_a_process_whose_namespace_cannot_be_read_is_left_alone_and_named(capsys, signalled, tmp_path):

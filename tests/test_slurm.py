@@ -14,7 +14,7 @@ from leftover.act import Actor
 from leftover.lock import take_lock
 from leftover.programs import KILL_WAIT_SECONDS
 from tests.conftest import EXAMPLE_NODE, EXAMPLE_PROC, state_of
-from tests.faults import config
+from tests.faults import config, standin_scontrol
 
 
 def squeue_in(directory: Path, uid: int) -> Path:
@@ -22,6 +22,7 @@ def squeue_in(directory: Path, uid: int) -> Path:
     path = directory / "squeue"
     path.write_text(f"#!/bin/sh\nprintf 'UID\\n{uid}\\n'\n")
     path.chmod(0o755)
+    standin_scontrol(directory)
     return directory
 
 
@@ -40,7 +41,7 @@ def site_and_distribution(tmp_path, monkeypatch):
 def test_the_sites_squeue_comes_before_the_distributions_on_path(site_and_distribution):
     site, distribution = site_and_distribution
     found = slurm.find_commands(None, time.monotonic() + 5)
-    assert found.squeues == (site / "squeue", distribution / "squeue") and found.scontrol is None
+    assert found.squeues == (site / "squeue", distribution / "squeue") and found.scontrol == site / "scontrol"
 
 
 def test_a_configured_squeue_is_the_only_one(site_and_distribution):
@@ -68,8 +69,9 @@ LOOKING_HUNG = (r"looking for squeue did not finish in time \(a file system on t
 @pytest.mark.parametrize(("where", "configured", "why"), [
     ("other/slurm/bin/squeue", True, LOOKING_HUNG),  # the configured one
     ("other/slurm/bin", False, LOOKING_HUNG),  # a directory on PATH
-    ("squeue", True, r"squeue did not start within 0.5s \(a file system on the way to {squeue} did not answer\); "
-                     r"pid (\d+) still there 1s after SIGKILL \(state D\), left behind"),  # found, but its exec hangs
+    # found, but the exec of the first program, the scontrol beside it, hangs
+    ("squeue", True, r"scontrol did not start within 0.5s \(a file system on the way to {scontrol} did not answer\); "
+                     r"pid (\d+) still there 1s after SIGKILL \(state D\), left behind"),
 ], ids=["configured", "on-path", "exec"])
 def test_a_squeue_on_a_file_system_that_never_answers_bails_out_in_time_and_signals_nothing(
     hung_file_system, capsys, monkeypatch, tmp_path, where, configured, why
@@ -79,7 +81,6 @@ def test_a_squeue_on_a_file_system_that_never_answers_bails_out_in_time_and_sign
     holds (state D) is left behind without a copy of the lock."""
     signalled = []
     monkeypatch.setattr(Actor, "carry_out", lambda self, targets, grace: signalled.append(targets) or [])
-    monkeypatch.setattr("socket.gethostname", lambda: "node7")  # no scontrol beside it: the host name is the node's
     squeue = hung_file_system.mount("taken") / where
     if configured:
         conf = config(tmp_path, json.dumps({"squeue": str(squeue), "squeue_timeout": 0.5}))
@@ -96,7 +97,8 @@ def test_a_squeue_on_a_file_system_that_never_answers_bails_out_in_time_and_sign
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert code == 1 and signalled == [] and report["bailed_out_reason"] == "slurm"
-    said = re.fullmatch("Slurm gave no usable answer: " + why.format(squeue=re.escape(str(squeue))), report["bailed_out"])
+    why = why.format(scontrol=re.escape(str(squeue.parent / "scontrol")))
+    said = re.fullmatch("Slurm gave no usable answer: " + why, report["bailed_out"])
     assert said, report["bailed_out"]
     assert [line for line in captured.err.splitlines() if "bailed out" in line] == [
         f"leftover: error: bailed out, nothing signalled: {report['bailed_out']}"

@@ -4,8 +4,10 @@ end-to-end tests work with. Everything here acts on this machine for real.
 LEFTOVER_TEST_SLURM picks the cluster: unset (or 22.05) is the host's own
 (Debian 12's Slurm 22.05, tests/cluster/slurm-up); 24.11 and 26.05 are Debian
 chroots beside it (tests/cluster/slurm-chroot), driven through root-owned
-wrappers of their client commands. Every Slurm command here goes through
-`slurm_command`, so the tests read the same for every version."""
+wrappers of their client commands. 22.05 has a chroot too (bookworm), driven
+only inside `host_release_in_chroot`, for node layouts the host's shared
+cluster cannot take. Every Slurm command here goes through `slurm_command`, so
+the tests read the same for every version."""
 
 import fcntl
 import grp
@@ -34,11 +36,38 @@ CHROOT_VERSIONS = ("24.11", "26.05")
 VERSION = os.environ.get("LEFTOVER_TEST_SLURM") or HOST_VERSION
 CHROOT_BASE = Path("/var/lib/leftover-matrix")
 WRAPPERS = Path("/usr/local/lib/leftover-matrix")
+_IN_CHROOT = []  # not empty while host_release_in_chroot drives the host's release in its chroot
 
 
 def on_host() -> bool:
     """The tests drive the host's own cluster, not a chroot's."""
-    return VERSION == HOST_VERSION
+    return VERSION == HOST_VERSION and not _IN_CHROOT
+
+
+def host_release_built_in_chroot() -> bool:
+    """The host's release has a chroot of its own (`slurm-chroot build 22.05`)."""
+    return (CHROOT_BASE / HOST_VERSION / "root" / ".leftover-complete").exists()
+
+
+@contextmanager
+def host_release_in_chroot():
+    """Within it, a session on the host's release drives the same release in a
+    Debian 12 chroot (its own ports, daemons and node names) instead of the
+    host's shared cluster, which keeps its node name; the chroot's daemons
+    stop at the end. The caller holds the machine lock. Elsewhere a no-op."""
+    if VERSION != HOST_VERSION:
+        yield
+        return
+    _IN_CHROOT.append(None)
+    try:
+        ensure_users()
+        yield
+    finally:
+        try:
+            clear_test_users()
+            slurm_down()
+        finally:
+            _IN_CHROOT.pop()
 
 
 def cluster_root() -> Path:
@@ -59,6 +88,15 @@ def version_at_least(release: str) -> bool:
 def slurm_bin() -> Path:
     """The directory of the client commands leftover is configured with."""
     return Path("/usr/bin") if on_host() else WRAPPERS / VERSION / "bin"
+
+
+def scontrol_beside(directory: Path) -> Path:
+    """A copy of the cluster's scontrol in directory, beside a squeue of the
+    test's own: leftover learns the node names only from an scontrol beside
+    the squeue it runs."""
+    path = directory / "scontrol"
+    shutil.copy2(slurm_bin() / "scontrol", path)
+    return path
 
 
 def slurm_command(command: str, *arguments: str, user: "TestUser | None" = None) -> list[str]:
@@ -397,13 +435,14 @@ def slurm_up_with(proctrack: str) -> None:
     slurm_up(proctrack=proctrack)
 
 
-def allocate_without_shell(user: TestUser, job_cgroups: bool = True) -> int:
-    """salloc --no-shell: an allocation on the node with no process of the
-    user's under slurmstepd (only the extern step's root-owned processes).
-    Waits for the extern step's cgroups (proctrack/cgroup) or, without
-    job_cgroups, for its slurmstepd."""
+def allocate_without_shell(user: TestUser, job_cgroups: bool = True, node: str | None = None) -> int:
+    """salloc --no-shell: an allocation on the node (on node, if named) with
+    no process of the user's under slurmstepd (only the extern step's
+    root-owned processes). Waits for the extern step's cgroups
+    (proctrack/cgroup) or, without job_cgroups, for its slurmstepd."""
+    where = [f"--nodelist={node}"] if node else []
     done = subprocess.run(
-        slurm_command("salloc", "--no-shell", "--nodes=1", user=user), **_as(user),
+        slurm_command("salloc", "--no-shell", "--nodes=1", *where, user=user), **_as(user),
         capture_output=True, text=True, check=True, cwd="/tmp",
     )
     job_id = int(done.stderr.split("Granted job allocation ")[1].split()[0])

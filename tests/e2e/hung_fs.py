@@ -4,9 +4,9 @@ under /opt on NFS or GPFS) whose server is stuck. Run by /usr/bin/python3
 
     /usr/bin/python3 tests/e2e/hung_fs.py MOUNTPOINT queued|taken
 
-Its root answers, and so do /other (a directory) and /squeue and /getent
-(root's executable files, whose contents are never served: opening one never
-answers); any other name in the root does not exist. Every request below
+Its root answers, and so do /other (a directory) and /squeue, /scontrol and
+/getent (root's executable files, whose contents are never served: opening one
+never answers); any other name in the root does not exist. Every request below
 /other, and every open of a file, gets no answer. With
 
 - queued, it serves one request at a time: once such a request hangs it,
@@ -32,7 +32,7 @@ import threading
 from fusepy import FUSE, FuseOSError, Operations
 
 DIRECTORIES = ("/", "/other")
-PROGRAMS = ("/squeue", "/getent")
+PROGRAMS = ("/squeue", "/scontrol", "/getent")
 
 
 class Hung(Operations):

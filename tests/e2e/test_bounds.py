@@ -31,6 +31,7 @@ pytestmark = pytest.mark.e2e
 
 FREEZER = Path("/sys/fs/cgroup/freezer")
 SQUEUE = Path("/usr/bin/squeue")  # also where a chroot's wrapper ends up (exec, same pid)
+SCONTROL = Path("/usr/bin/scontrol")  # leftover runs the scontrol beside squeue first
 
 
 @pytest.fixture
@@ -137,8 +138,9 @@ LOOKING = "looking for squeue did not finish in time (a file system on the way t
     ("taken", "other/slurm/bin/squeue", LOOKING, True),  # the server took the lookup: not even SIGKILL ends the wait
     ("queued", "other/slurm/bin/squeue", LOOKING, True),  # behind another lookup, on the directory's lock: the same
     ("queued", "slurm/bin/squeue", LOOKING, False),  # still in the kernel's queue: SIGKILL ends the child
-    # found (every step answers), but the open for its exec is taken and never answered
-    ("taken", "squeue", "squeue did not start within 2s (a file system on the way to {squeue} did not answer)", True),
+    # found (every step answers), but the open for the exec of the first program, the scontrol beside it,
+    # is taken and never answered
+    ("taken", "squeue", "scontrol did not start within 2s (a file system on the way to {scontrol} did not answer)", True),
 ], ids=["lookup-taken", "lookup-behind-a-lock", "lookup-queued", "exec-taken"])
 def test_squeue_on_a_file_system_that_never_answers_bails_out_within_the_bound(
     stray, syslog, hung_file_system, tmp_path, mode, where, why, stuck
@@ -150,7 +152,7 @@ def test_squeue_on_a_file_system_that_never_answers_bails_out_within_the_bound(
     conf = cluster.config(tmp_path, squeue=str(squeue), slew_max=0)
     lines = bails_out_in_time(syslog, conf, stray, "Slurm gave no usable answer: ")
     assert len(lines) == 1
-    said = re.search(re.escape(why.format(squeue=squeue)) + (LEFT_BEHIND if stuck else "$"), lines[0])
+    said = re.search(re.escape(why.format(scontrol=squeue.parent / "scontrol")) + (LEFT_BEHIND if stuck else "$"), lines[0])
     assert said, lines[0]
     if stuck:
         assert state_of(int(said[1])) == "D"  # still held by the kernel, and yet:
@@ -180,6 +182,7 @@ def test_squeue_in_a_directory_owned_by_another_account_is_not_run(stray, syslog
     directory = tmp_path / "slurm"
     directory.mkdir()
     shutil.copy2(SQUEUE, directory / "squeue")
+    shutil.copy2(SCONTROL, directory / "scontrol")
     os.chown(directory, STRAY.uid, STRAY.uid)
     conf = cluster.config(tmp_path, squeue=str(directory / "squeue"), slew_max=0)
     bails_out_in_time(syslog, conf, stray, f"directory {directory} on its path is owned by uid {STRAY.uid}")
@@ -189,9 +192,10 @@ def test_squeue_through_a_symlink_in_a_directory_others_can_write_is_not_run(str
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    (shared / "squeue").symlink_to(SQUEUE)
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "squeue").symlink_to(shared / "squeue")
+    for command, real in (("squeue", SQUEUE), ("scontrol", SCONTROL)):
+        (shared / command).symlink_to(real)
+        (tmp_path / "bin" / command).symlink_to(shared / command)
     conf = cluster.config(tmp_path, squeue=str(tmp_path / "bin" / "squeue"), slew_max=0)
     bails_out_in_time(syslog, conf, stray, f"directory {shared} on its path is writable by group or others")
 

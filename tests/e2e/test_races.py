@@ -25,6 +25,7 @@ def test_process_started_while_slurm_is_asked_waits_for_the_next_run(slurm, tmp_
         f'exec {real} "$@"\n'
     )
     wrapper.chmod(0o755)
+    cluster.scontrol_beside(tmp_path)
     old = cluster.sleeper(STRAY)
     try:
         result = cluster.run_leftover(cluster.config(tmp_path, squeue=str(wrapper)), "--json")

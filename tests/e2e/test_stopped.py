@@ -56,6 +56,7 @@ def test_stopped_before_the_kill_phase_signals_nothing(slurm, syslog, tmp_path):
     slow = tmp_path / "squeue"
     slow.write_text("#!/bin/sh\nexec sleep 30\n")
     slow.chmod(0o755)
+    cluster.scontrol_beside(tmp_path)
     mark = syslog.mark()
     run = start_leftover(cluster.config(tmp_path, squeue=str(slow), squeue_timeout=30))
     try:
