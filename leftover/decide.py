@@ -127,12 +127,13 @@ RULES: tuple[Rule, ...] = (
     Rule("under-slurmstepd", Verdict.SPARE, False,
          lambda p, f: p.pid in f.local.pids,
          "a descendant of a root-owned slurmstepd"),
-    Rule("uid-has-local-job", Verdict.SPARE, False,
-         lambda p, f: not f.local.uids.isdisjoint(p.identities),
-         "a UID, or its user namespace's owner, with a job process on this node or named by a cgroup v1 job cgroup here"),
     Rule("ancestor-unreadable", Verdict.SPARE, False,
          lambda p, f: p.pid in f.local.ancestry_unknown,
          "a parent or further ancestor could not be read, so whether it runs under slurmstepd is unknown; next run decides"),
+    Rule("uid-has-local-job", Verdict.SPARE, False,
+         lambda p, f: not f.local.uids.isdisjoint(p.identities),
+         "a UID, or its user namespace's owner, with a job process on this node (or one that may be: its ancestry "
+         "cannot be read) or named by a cgroup v1 job cgroup here"),
     Rule(USERNS_UNREADABLE, Verdict.SPARE, False,
          lambda p, f: p.userns_error is not None,
          "in a user namespace whose owner could not be read; left alone, with a warning"),
@@ -215,7 +216,8 @@ def local_jobs(processes: Iterable[Process], unreadable_pids: frozenset[int] = f
     their job cgroup's path names (cgroup v1's uid_<N>: the job's user, also
     where the only process in the job is root's). Kernel threads are never in
     a job, and are not walked. A line of ancestors that reaches one of
-    unreadable_pids before a slurmstepd ends in the unknown."""
+    unreadable_pids before a slurmstepd ends in the unknown, and the UIDs of
+    such a process count as a local job's too."""
     by_pid = {p.pid: p for p in processes}
     ancestry: dict[int, bool | None] = {}  # True: under slurmstepd; None: unknown
 
@@ -244,9 +246,11 @@ def local_jobs(processes: Iterable[Process], unreadable_pids: frozenset[int] = f
 
     walked = {p.pid: walk(p.pid) for p in by_pid.values() if not p.kernel_thread and p.job_cgroup is None}
     pids = {p.pid for p in by_pid.values() if not p.kernel_thread and (p.job_cgroup is not None or walked[p.pid])}
-    uids = {uid for pid in pids for uid in by_pid[pid].identities}
-    uids.update(p.job_cgroup_uid for p in by_pid.values() if p.job_cgroup_uid is not None and not p.kernel_thread)
     unknown = frozenset(pid for pid, found in walked.items() if found is None)
+    # A process that may run under slurmstepd counts for its user as one that
+    # does: its user may have a job here.
+    uids = {uid for pid in pids | unknown for uid in by_pid[pid].identities}
+    uids.update(p.job_cgroup_uid for p in by_pid.values() if p.job_cgroup_uid is not None and not p.kernel_thread)
     return LocalJobs(frozenset(pids), frozenset(uids), unknown)
 
 

@@ -5,8 +5,9 @@ or empty is an ordinary outcome (skipped), never an error. A file that is there
 but garbled, or that fails to read for any other reason (EACCES, EIO, EISDIR,
 ENAMETOOLONG from a cgroup path longer than PATH_MAX on older kernels), is
 pinned on that one process: it is reported as skipped with the reason and left
-alone. It must never let one process's file stop the whole run: only a /proc
-that cannot be listed at all, or lists no readable process, is an error.
+alone (and leftover.decide spares what runs below it). It must never let one
+process's file stop the whole run: only a /proc that cannot be listed at all,
+or lists no readable process, is an error.
 """
 
 import errno

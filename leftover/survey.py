@@ -1,21 +1,24 @@
 """Looking at the node: a /proc tree read into a Plan, each file of a process
 at most once per look and only where it can still change a verdict.
 
-look() is a run's first look. Every status is read; a process's cgroup and
-user namespace only when neither its status nor a slurmstepd ancestor decided
-it (and then also the cgroups of root's slurmstepd processes and their root
-children, whose cgroup v1 path names the job's user); its stat (start time)
-only when the job answer is already in hand and is all that is left to decide
-it. On an idle node, or one whose user processes all live under slurmstepd,
-that is one file per process. It decides at most three times: on the
-statuses, on what the cgroups and namespaces add, and on the start times.
+look() is a run's first look. Every status is read; a process's cgroup only
+when neither its status nor a slurmstepd ancestor decided it, or its ancestry
+is unknown (and then also the cgroups of root's slurmstepd processes and
+their root children, whose cgroup v1 path names the job's user); its user
+namespace only when it is undecided and in no job cgroup; its stat (start
+time) only when the job answer is already in hand and is all that is left to
+decide it. On an idle node, or one whose user processes all live under
+slurmstepd, that is one file per process. It decides at most three times: on
+the statuses, on what the cgroups and namespaces add, and on the start times.
+A process that the cgroups place in a job is never read again: were it to
+exit during a later read it would be dropped, and its evidence with it.
 
 look_again() follows a Slurm answer. It reads the start time of each process
-the first look left undecided, and reads in full (status, cgroup, user
-namespace, stat) only the processes that started since the first look began
-(a new pid, or an old pid now naming a newcomer): they may be a job's, and so
-evidence for their user. It decides once, with the answer. What the first
-look decided stands (leftover.decide keeps that rule).
+the first look left undecided, and the processes that started since the first
+look began (a new pid, or an old pid now naming a newcomer): they may be a
+job's, and so evidence for their user. Those are judged on their statuses
+first, while all of them are in the scan, then read as the first look reads.
+What the first look decided stands (leftover.decide keeps that rule).
 
 with_gpu_devices() is the last read of a run: the open files of its targets
 only, to tell which GPU devices they hold.
@@ -70,12 +73,16 @@ def look_again(proc_root: Path, first: Survey, facts: Facts) -> Survey:
             kept.append(process)
     fresh = statuses_of(proc_root, sorted(newcomers))
     scan = Scan(tuple(sorted(kept + list(fresh.processes), key=_pid)), timed.skipped + fresh.skipped)
-    if fresh.processes:  # few, so each is read in full rather than judged between reads
+    plan = first.plan
+    if fresh.processes:
+        # Judged on their statuses first, while every newcomer is still in the
+        # scan: a slurmstepd that exits during the reads below still spares
+        # the children it had.
+        plan = _decided(scan, facts._replace(answer=None), plan)
         arrived = _pids(fresh.processes)
-        scan = with_job_cgroups(proc_root, scan, arrived)
-        scan = with_userns_owners(proc_root, scan, arrived)
-        scan = with_start_times(proc_root, scan, arrived)
-    return Survey(_decided(scan, facts, first.plan), scan, first.began_ticks)
+        scan = _with_local_evidence(proc_root, scan, plan, arrived)
+        scan = with_start_times(proc_root, scan, _pids(plan.undecided) & _outside_job_cgroups(scan, arrived))
+    return Survey(_decided(scan, facts, plan), scan, first.began_ticks)
 
 
 def _judged(proc_root: Path, scan: Scan, facts: Facts):
@@ -85,14 +92,27 @@ def _judged(proc_root: Path, scan: Scan, facts: Facts):
     unanswered = facts._replace(answer=None)
     plan = _decided(scan, unanswered)
     if plan.undecided:
-        undecided = _pids(plan.undecided)
-        scan = with_job_cgroups(proc_root, scan, undecided | _slurms_own(plan))
-        scan = with_userns_owners(proc_root, scan, undecided)
+        scan = _with_local_evidence(proc_root, scan, plan, _pids(plan.processes))
         plan = _decided(scan, unanswered, plan)
     if facts.answer is None or not plan.undecided:
         return plan, scan
     scan = with_start_times(proc_root, scan, _pids(plan.undecided))
     return _decided(scan, facts, plan), scan
+
+
+def _with_local_evidence(proc_root: Path, scan: Scan, plan: Plan, among: frozenset[int]) -> Scan:
+    """Of the processes among, the cgroups of those plan left undecided, of
+    those whose ancestry is unknown, and of root's own under slurmstepd; then
+    the user namespaces of the undecided that no job cgroup holds. A process
+    placed in a job is not read again: one that exits during a later read
+    would be dropped, and its evidence with it."""
+    undecided = _pids(plan.undecided) & among
+    scan = with_job_cgroups(proc_root, scan, undecided | ((_slurms_own(plan) | plan.facts.local.ancestry_unknown) & among))
+    return with_userns_owners(proc_root, scan, undecided & _outside_job_cgroups(scan, undecided))
+
+
+def _outside_job_cgroups(scan: Scan, pids: frozenset[int]) -> frozenset[int]:
+    return frozenset(p.pid for p in scan.processes if p.pid in pids and p.job_cgroup is None)
 
 
 def _decided(scan: Scan, facts: Facts, settled: Plan | None = None) -> Plan:

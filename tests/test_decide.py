@@ -165,17 +165,20 @@ def test_below_a_process_that_could_not_be_read_the_ancestry_is_unknown_and_spar
     """slurmstepd (root) -> 40, whose status could not be read and is
     missing -> 41 -> 42. Whether 41 and 42 run under slurmstepd cannot be
     told, so even with an answer that names no job of theirs they are
-    spared; a process whose parent simply vanished is judged as before."""
+    spared, and their user's process 43 elsewhere counts as one with a job
+    here; a process whose parent simply vanished is judged as before."""
     tree = [
         process(pid=10, uids=(0,) * 4)._replace(name="slurmstepd"),
         process(pid=41, uids=(3001,) * 4)._replace(ppid=40),
         process(pid=42, uids=(3001,) * 4)._replace(ppid=41),
-        process(pid=51, uids=(3001,) * 4)._replace(ppid=50),  # 50 exited: its child is judged as ever
+        process(pid=43, uids=(3001,) * 4)._replace(ppid=1),
+        process(pid=51, uids=(3002,) * 4)._replace(ppid=50),  # 50 exited: its child is judged as ever
     ]
     local = FACTS._replace(answer=JobAnswer(frozenset(), ASKED_AT), unreadable_pids=frozenset({40}))
     reasons = {d.process.pid: d.rule.name for d in decide(tree, local).decisions}
-    assert reasons == {10: "system-account", 41: "ancestor-unreadable", 42: "ancestor-unreadable", 51: "no-job-on-node"}
-    assert [d.process.pid for d in decide(tree, local._replace(unreadable_pids=frozenset())).targets] == [41, 42, 51]
+    assert reasons == {10: "system-account", 41: "ancestor-unreadable", 42: "ancestor-unreadable",
+                       43: "uid-has-local-job", 51: "no-job-on-node"}
+    assert [d.process.pid for d in decide(tree, local._replace(unreadable_pids=frozenset())).targets] == [41, 42, 43, 51]
 
 
 def test_a_deep_process_chain_is_walked_to_its_slurmstepd():

@@ -123,3 +123,37 @@ def test_a_child_of_a_process_whose_status_cannot_be_read_is_left_alone(node):
     reasons = {d.process.pid: d.rule.name for d in first.plan.decisions}
     assert 150 in {s.pid for s in first.scan.skipped}
     assert reasons[151] == "ancestor-unreadable" and reasons[200] == "no-job-on-node"
+
+
+def test_below_an_unreadable_process_a_job_cgroup_is_still_read_as_evidence(node):
+    """slurmstepd 100 -> 150 (garbled status) -> 151, in a job cgroup; the
+    same user's 152 sits outside it. 151 is spared for its unknown ancestry,
+    and its cgroup is still read: the user has a job here, so 152 is spared."""
+    put(node, 150, JOB_UID, "wrapper", ppid=100)
+    (node / "150" / "status").write_text("Name:\twrapper\nUid:\tgarbled\n")
+    put(node, 151, JOB_UID + 7, "worker", ppid=150, cgroup=CGROUP_JOB.format(uid=JOB_UID + 7, job=9))
+    put(node, 152, JOB_UID + 7, "tail")
+    plan = look(node, answered()).plan
+    by_pid = {d.process.pid: d for d in plan.decisions}
+    assert by_pid[151].rule.name == "ancestor-unreadable" and by_pid[151].process.job_cgroup is not None
+    assert by_pid[152].rule.name == "uid-has-local-job"
+
+
+def test_a_newcomer_slurmstepd_that_exits_during_the_second_look_still_spares_its_child(node, monkeypatch):
+    """Between the looks a root slurmstepd 400 and its child 401 appear; 400
+    exits while the second look reads its cgroup. 401 was judged on the
+    statuses, with 400 still there: under-slurmstepd, not a target."""
+    first = look(node, FACTS)
+    put(node, 400, 0, "slurmstepd", start=10**9)
+    put(node, 401, STRAY_UID + 5, "task", ppid=400, start=10**9)
+    real = scan_module._read
+
+    def read(path: str):
+        if path.endswith("/400/cgroup"):
+            shutil.rmtree(node / "400")
+            return None
+        return real(path)
+
+    monkeypatch.setattr(scan_module, "_read", read)
+    plan = look_again(node, first, answered()).plan
+    assert {d.process.pid: d.rule.name for d in plan.decisions}[401] == "under-slurmstepd"
