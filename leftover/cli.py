@@ -389,7 +389,7 @@ class _Run:
                 others = ", ".join(map(str, commands.squeues[1:]))
                 self.log.info(f"using {squeue} (also found {others}; set 'squeue' in the config to choose)")
             self.report.squeue = str(squeue)
-            names = node_names(commands.scontrol, settings.squeue_timeout, first_limit)
+            names = node_names(commands.scontrol, settings.squeue_timeout, first_limit, settings.node_names)
             asked_at = boottime_ticks()
             jobs = query_jobs(squeue, names, settings.squeue_timeout)
         except SlurmError as error:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from leftover.decide import SYSTEM_UID_RANGES
+from leftover.squeue import SlurmOutputError, node_name
 
 DEFAULT_PATH = Path("/etc/leftover.conf")
 DEFAULT_SLEW_MAX = 30.0
@@ -44,6 +45,7 @@ class Settings(NamedTuple):
     system_uid_ranges: tuple[tuple[int, int], ...] = SYSTEM_UID_RANGES
     squeue: Path | None = None
     squeue_timeout: float = 2.0
+    node_names: tuple[str, ...] = ()
     job_source: str = "squeue"
     metrics_file: Path | None = None
     tell_terminals: bool = False
@@ -115,7 +117,7 @@ def parse_settings(raw: bytes, path: Path) -> Settings:
     for key in ("squeue", "metrics_file", "notify_command"):
         if key in values:
             values[key] = path.parent / values[key]
-    for key in ("protected_users", "protected_groups"):
+    for key in ("protected_users", "protected_groups", "node_names"):
         if key in values:
             values[key] = tuple(values[key])
     if "system_uid_ranges" in values:
@@ -183,6 +185,7 @@ def _boolean(value: object) -> str | None:
 
 
 MAX_SYSTEM_UID_RANGES = 1000
+MAX_NODE_NAMES = 64
 
 
 def _system_uid_ranges(value: object) -> str | None:
@@ -196,6 +199,19 @@ def _system_uid_ranges(value: object) -> str | None:
             return f"entry {_short(entry)} holds something that is not a valid UID"
         if entry[0] > entry[1]:
             return f"entry {_short(entry)} has low above high"
+    return None
+
+
+def _node_names(value: object) -> str | None:
+    """This host's NodeNames, for hosts whose names scontrol show aliases
+    cannot tell (a NodeHostname written as an FQDN, a dynamic node)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_NODE_NAMES:
+        return f"must be a list of 1 to {MAX_NODE_NAMES} node names"
+    for entry in value:
+        try:
+            node_name(entry if isinstance(entry, str) else "", "entry")
+        except SlurmOutputError:
+            return f"entry {_short(entry)} is not a node name (one NodeName, no host list)"
     return None
 
 
@@ -232,6 +248,7 @@ _CHECKS = {
     "system_uid_ranges": _system_uid_ranges,
     "squeue": _path,
     "squeue_timeout": _number(0.1, 60),
+    "node_names": _node_names,
     "job_source": _job_source,
     "metrics_file": _path,
     "tell_terminals": _boolean,

@@ -80,11 +80,14 @@ def find_commands(configured: Path | None, deadline: float) -> Commands:
     return Commands(tuple(chosen), scontrol if str(scontrol) in found else None)
 
 
-def node_names(scontrol: Path | None, timeout: float, deadline: float) -> tuple[str, ...]:
+def node_names(scontrol: Path | None, timeout: float, deadline: float, configured: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The Slurm node names this host serves, as `scontrol show aliases` beside
     squeue prints them (read from slurm.conf, no controller involved), which
     may take until deadline. Never empty: no scontrol there, or one that names
-    no node, is a SlurmError.
+    no node, is a SlurmError, unless the config names the host's nodes
+    (configured, node_names): those are then asked about. Where scontrol names
+    nodes, configured names must be exactly those, or the config and
+    slurm.conf disagree: a SlurmError too.
 
     Only a name scontrol printed is ever asked about; the host name is never a
     stand-in. squeue answers a --nodelist name for the first node whose
@@ -96,15 +99,22 @@ def node_names(scontrol: Path | None, timeout: float, deadline: float) -> tuple[
     has that name as its NodeHostname (_check_callback, src/common/node_conf.c,
     "Duplicated NodeHostName")."""
     if scontrol is None:
-        raise SlurmError("no scontrol beside squeue: this host's node names cannot be learned")
+        if configured:
+            return configured
+        raise SlurmError("no scontrol beside squeue: this host's node names cannot be learned; set node_names in the config")
     try:
         names = parse_node_names(_run([str(scontrol), "show", "aliases"], timeout, deadline))
     except SlurmOutputError as error:
         raise SlurmError(str(error)) from None
     if not names:
+        if configured:
+            return configured
         host = socket.gethostname().split(".")[0]
         raise SlurmError(f"scontrol show aliases names no node of this host ({host[:40]!r}); "
-                         "squeue is not asked about the host name in their place")
+                         "squeue is not asked about the host name in their place; set node_names in the config")
+    if configured and set(configured) != set(names):
+        raise SlurmError(f"node_names in the config ({','.join(configured)[:80]}) are not the node names scontrol "
+                         f"show aliases prints for this host ({','.join(names)[:80]})")
     return names
 
 

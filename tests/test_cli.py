@@ -362,6 +362,40 @@ def test_the_names_scontrol_prints_are_the_ones_asked_about(capsys, signalled, t
     assert (tmp_path / "asked").read_text() == "--all --format=%U --nodelist=lo-twin1,lo-twin2\n"
 
 
+def slurm_with_node_names(directory, scontrol: str | None, node_names: list[str]):
+    """fake_slurm whose squeue records what it was asked, with node_names in the config."""
+    fake_slurm(directory, scontrol or "")
+    if scontrol is None:
+        (directory / "scontrol").unlink()
+    (directory / "squeue").write_text(f"#!/bin/sh\necho \"$*\" > {directory}/asked\nprintf 'UID\\n2001\\n'\n")
+    return config(directory, json.dumps({"squeue": str(directory / "squeue"), "node_names": node_names}))
+
+
+@pytest.mark.parametrize("scontrol", ["", None])
+def test_node_names_from_the_config_stand_in_where_scontrol_names_none(capsys, signalled, tmp_path, scontrol):
+    """A host whose NodeHostname slurm.conf writes as an FQDN: scontrol show
+    aliases prints nothing (or there is no scontrol); the config's node_names
+    are asked about instead."""
+    conf = slurm_with_node_names(tmp_path, scontrol, ["node7"])
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and report["node_names"] == ["node7"]
+    assert (tmp_path / "asked").read_text() == "--all --format=%U --nodelist=node7\n"
+
+
+def test_node_names_from_the_config_that_scontrol_contradicts_bail_out(capsys, signalled, tmp_path):
+    conf = slurm_with_node_names(tmp_path, "node8\n", ["node7"])
+    code, report = run(capsys, "--lock-file", str(tmp_path / "lock"), config_path=conf)
+    assert code == 1 and signalled == [] and report["targets"] == []
+    assert "node_names in the config (node7) are not the node names scontrol show aliases prints" in report["bailed_out"]
+    assert not (tmp_path / "asked").exists()
+
+
+def test_node_names_from_the_config_that_scontrol_confirms_are_asked_about(capsys, signalled, tmp_path):
+    conf = slurm_with_node_names(tmp_path, "node7 node7b\n", ["node7b", "node7"])
+    code, report = run(capsys, "--dry-run", config_path=conf)
+    assert code == 0 and report["node_names"] == ["node7", "node7b"]
+
+
 def test_a_process_whose_namespace_cannot_be_read_is_left_alone_and_named(capsys, signalled, tmp_path):
     """A fake tree cannot answer the namespace ioctls: bob's container process
     (pid 1401 of fixtures/userns-node) is left alone with a warning, and the

@@ -98,6 +98,12 @@ def test_relative_squeue_is_relative_to_the_config_file():
         ({"notify_command": ""}, "must be a path"),
         ({"notify_timeout": 0}, "between"),
         ({"notify_timeout": 601}, "between"),
+        ({"node_names": "node7"}, "must be a list of 1 to 64 node names"),
+        ({"node_names": []}, "must be a list of 1 to 64 node names"),
+        ({"node_names": ["node[1-2]"]}, "is not a node name"),
+        ({"node_names": ["a,b"]}, "is not a node name"),
+        ({"node_names": ["-w"]}, "is not a node name"),
+        ({"node_names": [7]}, "is not a node name"),
         ({"system_uid_ranges": [60001, 60513]}, "not a .low, high. pair"),
         ({"system_uid_ranges": {"60001": 60513}}, "must be a list"),
         ({"system_uid_ranges": [[1, 2, 3]]}, "not a .low, high. pair"),
@@ -159,3 +165,8 @@ def test_good_file_is_read(tmp_path):
     path = write(tmp_path, 0o644, '{"grace_seconds": 3}')
     settings = load_settings(path, explicit=True, trusted_owners=frozenset({os.geteuid()}))
     assert settings.grace_seconds == 3 and settings.source == str(path)
+
+
+def test_node_names_are_kept_in_order():
+    assert parse({"node_names": ["node7", "node7-gpu"]}).node_names == ("node7", "node7-gpu")
+    assert parse({}).node_names == ()
