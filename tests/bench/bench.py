@@ -217,8 +217,15 @@ def startup() -> None:
     imported = median_run([ours, "-S", "-c", "import leftover.cli"])
     row("start-up: importing leftover.cli (python3 -S, byte-compiled)", f"{(imported - here) * 1000:.1f} ms beyond -c pass")
     if FROZEN.exists():
-        frozen = median_run([str(FROZEN), "--version"])
-        row("start-up: frozen onedir binary --version", f"{frozen * 1000:.1f} ms, {frozen / bare:.1f} x python3 -S")
+        with tempfile.TemporaryDirectory(prefix="leftover-bench-") as scratch:
+            conf = Path(scratch) / "local.conf"
+            conf.write_text(json.dumps({"job_source": "local"}))
+            conf.chmod(0o644)
+            example = REPO / "fixtures" / "example-node"
+            frozen = median_run([str(FROZEN), "--dry-run", "--no-splay", "--config", str(conf),
+                                 "--proc", str(example / "proc"), "--passwd", str(example / "passwd")])
+        row("start-up: frozen binary, a dry run of the example node (11 processes, job_source local)",
+            f"{frozen * 1000:.1f} ms, {frozen / bare:.1f} x python3 -S")
     else:
         row("start-up: frozen onedir binary", "skipped: run `make deb` first")
 
